@@ -1,0 +1,120 @@
+"""On-disk activation cache: keyed by everything a capture depends on, written atomically, resumable by batch.
+
+Layout of one entry, `<root>/<model>/<key>/`:
+  plan.json          the prompts in run order and the batch boundaries (fixed before the first batch runs)
+  prompts.csv        one row per prompt: item, kind, template, factors, token counts
+  acts_<pos>.npy     float32 [n_prompts, n_layers + 1, d_model], memory-mapped (numpy .npy, not safetensors,
+                     because batches are written in place as they finish and a reader maps it without loading)
+  readouts.npy       float32 [n_prompts, 3]: readout value, judged-sentence log-prob per token, judged tokens
+  progress.json      the batches already flushed to disk (a batch is redone if it is not listed)
+  manifest.json      written last: its presence marks the entry complete
+While a capture runs the entry lives in `<key>.partial/`; it is renamed to `<key>/` only when complete, so a
+reader never sees half an entry and an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE_FORMAT = 1
+DEFAULT_CACHE = Path(os.environ.get("ENTANGLE_CACHE", ".entangle_cache"))
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Write via `write(tmp)` to a temp file beside `path`, then rename over it: readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Atomically write a text file."""
+    return _atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    """Atomically write JSON (indented, keys in insertion order, NaN-free where possible)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def atomic_save(path: str | Path, save: Callable[[Path], None]) -> Path:
+    """Atomically write a file with any writer taking a path (e.g. `df.to_csv`, `np.save`)."""
+    return _atomic(Path(path), save)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """A short stable hash of everything a capture depends on."""
+    blob = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True, default=_json_default)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class CacheEntry:
+    """One cache entry (complete or partial) for a given key."""
+
+    def __init__(self, root: str | Path, model_name: str, key: str):
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
+        self.dir = Path(root) / safe / key
+        self.partial = self.dir.with_name(key + ".partial")
+        self.key = key
+
+    @property
+    def complete(self) -> bool:
+        return (self.dir / "manifest.json").exists()
+
+    def work_dir(self) -> Path:
+        """The folder to write into: the partial folder (created if needed)."""
+        self.partial.mkdir(parents=True, exist_ok=True)
+        return self.partial
+
+    def open_array(self, name: str, shape: tuple[int, ...], folder: Path) -> np.memmap:
+        """Open (or create, zero-filled) a float32 .npy array for in-place batch writes."""
+        path = folder / f"{name}.npy"
+        if path.exists():
+            arr = np.load(path, mmap_mode="r+")
+            if arr.shape == shape and arr.dtype == np.float32:
+                return arr
+        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+
+    def done_batches(self) -> set[int]:
+        """Batches already flushed in the partial folder."""
+        path = self.partial / "progress.json"
+        return set(json.loads(path.read_text())["done"]) if path.exists() else set()
+
+    def mark_done(self, done: set[int]) -> None:
+        """Record flushed batches (atomic, so an interrupt leaves the previous record intact)."""
+        atomic_write_json(self.partial / "progress.json", {"done": sorted(done)})
+
+    def finalise(self, manifest: dict[str, Any]) -> None:
+        """Write the manifest and rename the partial folder into place."""
+        atomic_write_json(self.partial / "manifest.json", manifest)
+        (self.partial / "progress.json").unlink(missing_ok=True)
+        os.replace(self.partial, self.dir)
+
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((self.dir / "manifest.json").read_text())
