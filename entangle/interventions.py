@@ -1,0 +1,398 @@
+"""Interventions on the residual stream: directional ablation, steering, LEACE erasure, weight orthogonalisation.
+
+Layer numbering follows `entangle.hookpoints`: layer 0 is the embedding output, layer l >= 1 the output of
+block l-1. Every hook is registered on the *canonical* name of its HookPoint (TransformerBridge aliases such as
+`blocks.i.hook_resid_post` share the HookPoint of `blocks.i.hook_out`), and never on both `blocks.i.hook_out`
+and `blocks.{i+1}.hook_in` (distinct HookPoints carrying the same tensor), so a vector is applied exactly once.
+All context managers remove their hooks on exit, also when the body raises.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from entangle.hookpoints import resid_hook, resid_mid_hook
+from entangle.models import LoadedModel
+
+if TYPE_CHECKING:
+    from concept_erasure import LeaceEraser
+
+__all__ = [
+    "ablate",
+    "fit_leace",
+    "leace",
+    "orthogonalize_weights",
+    "random_unit_directions",
+    "residual_scale",
+    "steer",
+]
+
+HookFn = Callable[[Tensor, Any], Tensor]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _orthonormal_basis(direction: Tensor | np.ndarray) -> Float[Tensor, "d k"]:
+    """Orthonormal columns spanning a direction [d] or the rows of [k, d] (QR in float64), so projections are exact."""
+    D = torch.as_tensor(np.asarray(direction) if not isinstance(direction, Tensor) else direction)
+    D = D.detach().to("cpu", torch.float64)
+    if D.ndim == 1:
+        D = D[None, :]
+    if D.ndim != 2 or D.shape[0] == 0:
+        raise ValueError(f"direction must be [d] or [k, d], got shape {tuple(D.shape)}")
+    if not torch.isfinite(D).all():
+        raise ValueError("direction contains non-finite values")
+    Q, R = torch.linalg.qr(D.T)  # [d, k], [k, k]
+    diag = R.diagonal().abs()
+    if (diag <= 1e-10 * max(float(D.norm(dim=1).max()), 1e-300)).any():
+        raise ValueError("direction rows are zero or linearly dependent; cannot span a subspace")
+    return Q
+
+
+def _canonical(bridge: Any, name: str) -> str:
+    """The canonical name of the HookPoint behind `name` (aliases share one HookPoint object)."""
+    hp = bridge.hook_dict.get(name)
+    if hp is None:
+        raise KeyError(f"hook point {name!r} does not exist on this model")
+    return hp.name or name
+
+
+def _check_layer(bridge: Any, layer: int) -> None:
+    n_layers = int(bridge.cfg.n_layers)
+    if not 0 <= int(layer) <= n_layers:
+        raise ValueError(f"residual layer must be in 0..{n_layers}, got {layer}")
+
+
+def _at_positions(fn: Callable[[Tensor], Tensor], positions: slice | None) -> HookFn:
+    """Wrap a map on [..., d] into a hook fn applying it to all positions, or only to `positions` (dim 1)."""
+
+    def hook(x: Tensor, hook: Any = None) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"expected a tensor at the residual hook, got {type(x).__name__}")
+        if positions is None:
+            return fn(x)
+        out = x.clone()
+        out[:, positions] = fn(x[:, positions])
+        return out
+
+    return hook
+
+
+@contextmanager
+def _registered(bridge: Any, hooks: list[tuple[str, HookFn]]) -> Iterator[None]:
+    """Register hooks on canonical HookPoint names, refusing to put two on the same point; removed on exit."""
+    seen: dict[int, str] = {}
+    canon: list[tuple[str, HookFn]] = []
+    for name, fn in hooks:
+        c = _canonical(bridge, name)
+        hp = bridge.hook_dict[c]
+        if id(hp) in seen:
+            raise ValueError(f"hook points {seen[id(hp)]!r} and {name!r} are the same; a map would apply twice")
+        seen[id(hp)] = name
+        canon.append((c, fn))
+    with bridge.hooks(fwd_hooks=canon):
+        yield
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ablation and steering
+
+
+def _projector(Q: Float[Tensor, "d k"]) -> Callable[[Tensor], Tensor]:
+    """x -> x - Q Qᵀ x on the last axis; Q is cast once per (device, dtype) of the activations."""
+    cache: dict[tuple[Any, Any], Tensor] = {}
+
+    def proj(x: Tensor) -> Tensor:
+        key = (x.device, x.dtype)
+        if key not in cache:
+            cache[key] = Q.to(device=x.device, dtype=x.dtype)
+        q = cache[key]
+        return x - (x @ q) @ q.T
+
+    return proj
+
+
+@contextmanager
+def ablate(
+    bridge: Any,
+    directions: dict[int, Float[Tensor, "k d"] | Float[Tensor, " d"]],
+    *,
+    positions: slice | None = None,
+    include_resid_mid: bool = True,
+) -> Iterator[None]:
+    """Project a direction (or the span of k rows, orthonormalised by QR) out of the residual stream at given layers.
+
+    x <- x - (x·d)d (subspace: x <- x - Q Qᵀ x) at `resid_hook(l)`, at all positions unless `positions` (a slice
+    of the sequence axis) is given. With `include_resid_mid`, for l >= 1 the same projection is also applied at
+    block l-1's `hook_resid_mid`: on the bridge that point is the input of the pre-MLP norm, so the MLP reads the
+    ablated stream rather than one in which attention has just re-written d. That makes ablating at all layers
+    0..n_layers (all positions) exactly equivalent to `orthogonalize_weights` with the same direction: there,
+    the embedding, every attention output and every MLP output has no d-component, so each block (and the MLP
+    in it) only ever sees the projected stream, which is what the hooks at hook_out and resid_mid reproduce.
+    """
+    hooks: list[tuple[str, HookFn]] = []
+    for layer, d in sorted(directions.items()):
+        _check_layer(bridge, layer)
+        Q = _orthonormal_basis(d)
+        if Q.shape[0] != int(bridge.cfg.d_model):
+            raise ValueError(f"direction width {Q.shape[0]} != d_model {int(bridge.cfg.d_model)} at layer {layer}")
+        fn = _at_positions(_projector(Q), positions)
+        hooks.append((resid_hook(layer), fn))
+        if include_resid_mid and layer >= 1:
+            hooks.append((resid_mid_hook(layer), fn))
+    with _registered(bridge, hooks):
+        yield
+
+
+@contextmanager
+def steer(
+    bridge: Any,
+    direction: dict[int, Float[Tensor, " d"]],
+    alpha: float,
+    sigma: dict[int, float],
+    *,
+    positions: slice | None = None,
+) -> Iterator[None]:
+    """Add α·σ_l·d (d normalised to unit length) to the residual stream at each given layer, once per layer.
+
+    σ_l is the typical residual norm at layer l (see `residual_scale`), so α means "a fraction of the usual
+    norm" and is comparable across layers. Applied at `resid_hook(l)` only.
+    """
+    hooks: list[tuple[str, HookFn]] = []
+    for layer, d in sorted(direction.items()):
+        _check_layer(bridge, layer)
+        if layer not in sigma:
+            raise KeyError(f"no sigma for layer {layer}; pass sigma[{layer}] (e.g. from residual_scale)")
+        v = torch.as_tensor(np.asarray(d) if not isinstance(d, Tensor) else d).detach().to("cpu", torch.float64)
+        if v.ndim != 1 or v.shape[0] != int(bridge.cfg.d_model):
+            raise ValueError(f"steering direction at layer {layer} must be [d_model], got {tuple(v.shape)}")
+        norm = float(v.norm())
+        if not np.isfinite(norm) or norm == 0.0:
+            raise ValueError(f"steering direction at layer {layer} is zero or non-finite")
+        delta = v / norm * (float(alpha) * float(sigma[layer]))
+
+        def add(x: Tensor, delta: Tensor = delta) -> Tensor:
+            return x + delta.to(device=x.device, dtype=x.dtype)
+
+        hooks.append((resid_hook(layer), _at_positions(add, positions)))
+    with _registered(bridge, hooks):
+        yield
+
+
+def residual_scale(acts: Float[np.ndarray, "n layer d"]) -> Float[np.ndarray, " layer"]:
+    """σ per layer: the median L2 norm of the residual over prompts (the scale steering's α is measured in)."""
+    a = np.asarray(acts, dtype=np.float64)
+    if a.ndim != 3:
+        raise ValueError(f"acts must be [n, layer, d], got shape {a.shape}")
+    return np.median(np.linalg.norm(a, axis=-1), axis=0)
+
+
+def random_unit_directions(n: int, d: int, seed: int) -> Float[np.ndarray, "n d"]:
+    """n seeded Gaussian directions normalised to unit length: the random-direction control for ablations."""
+    g = np.random.default_rng(seed).standard_normal((n, d))
+    return g / np.linalg.norm(g, axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# LEACE
+
+
+def _label_matrix(labels: Any, n: int) -> Tensor:
+    """Labels as an [n, k] float64 matrix: 1-D integer/bool labels with > 2 classes are one-hot, else one column."""
+    z = np.asarray(labels.detach().cpu().numpy() if isinstance(labels, Tensor) else labels)
+    if z.shape[0] != n:
+        raise ValueError(f"{z.shape[0]} labels for {n} activations")
+    if z.ndim == 1:
+        if (z.dtype.kind in "iub") and len(np.unique(z)) > 2:
+            classes, idx = np.unique(z, return_inverse=True)
+            z = np.eye(len(classes))[idx]
+        else:
+            z = z.astype(np.float64)[:, None]
+    elif z.ndim != 2:
+        raise ValueError(f"labels must be [n] or [n, k], got shape {z.shape}")
+    return torch.as_tensor(z, dtype=torch.float64)
+
+
+def fit_leace(acts: Float[np.ndarray, "n d"] | Float[Tensor, "n d"], labels: Any) -> LeaceEraser:
+    """Fit concept-erasure's LeaceEraser (in float64) on one layer's activations and concept labels.
+
+    Labels may be ±1/0-1 (one column), [n, k] (e.g. one-hot), or integer classes (one-hot encoded here).
+    """
+    from concept_erasure import LeaceEraser
+
+    x = torch.as_tensor(np.asarray(acts) if not isinstance(acts, Tensor) else acts).detach().to("cpu", torch.float64)
+    if x.ndim != 2:
+        raise ValueError(f"acts must be [n, d], got shape {tuple(x.shape)}")
+    return LeaceEraser.fit(x, _label_matrix(labels, x.shape[0]))
+
+
+@contextmanager
+def leace(bridge: Any, erasers: dict[int, LeaceEraser], *, positions: slice | None = None) -> Iterator[None]:
+    """Apply a fitted LEACE eraser to the residual stream at each given layer's `resid_hook(l)` (0 = embedding)."""
+    from concept_erasure import LeaceEraser
+
+    hooks: list[tuple[str, HookFn]] = []
+    for layer, eraser in sorted(erasers.items()):
+        _check_layer(bridge, layer)
+        cache: dict[tuple[Any, Any], LeaceEraser] = {}
+
+        def erase(x: Tensor, eraser: LeaceEraser = eraser, cache: dict = cache) -> Tensor:
+            key = (x.device, x.dtype)
+            if key not in cache:
+                cast = lambda t: None if t is None else t.to(device=x.device, dtype=x.dtype)
+                cache[key] = LeaceEraser(cast(eraser.proj_left), cast(eraser.proj_right), cast(eraser.bias))
+            return cache[key](x)
+
+        hooks.append((resid_hook(layer), _at_positions(erase, positions)))
+    with _registered(bridge, hooks):
+        yield
+
+
+# --------------------------------------------------------------------------------------------------------------
+# weight orthogonalisation
+
+
+_POST_NORMS = ("post_feedforward_layernorm", "pre_feedforward_layernorm", "post_mlp_layernorm", "post_attn_layernorm")
+
+
+def _unwrap(module: Any) -> Any:
+    """The original HF module inside a TransformerBridge component (or the module itself)."""
+    while hasattr(module, "_original_component"):
+        module = module._original_component
+    return module
+
+
+def _unbridged_state_dict(hf_model: torch.nn.Module) -> dict[str, Tensor]:
+    """The HF state dict of a bridged model: bridge wrappers' `._original_component` stripped, first key wins."""
+    out: dict[str, Tensor] = {}
+    for k, v in hf_model.state_dict(keep_vars=False).items():
+        k2 = k.replace("._original_component", "")
+        out.setdefault(k2, v)
+    return out
+
+
+def _fresh_hf_copy(hf_model: torch.nn.Module) -> torch.nn.Module:
+    """A deep, unbridged copy of a bridged HF causal LM with untied input/output embeddings (original weights)."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # pragma: no cover - older transformers
+        no_init_weights = nullcontext  # type: ignore[assignment]
+    cfg = copy.deepcopy(hf_model.config)
+    cfg.tie_word_embeddings = False
+    if hasattr(cfg, "get_text_config") and cfg.get_text_config() is not cfg:
+        cfg.get_text_config().tie_word_embeddings = False
+    ref = next(hf_model.parameters())
+    with no_init_weights(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        new = type(hf_model)(cfg)
+    new = new.to(device=ref.device, dtype=ref.dtype)
+    want = new.state_dict()
+    src = _unbridged_state_dict(hf_model)
+    missing = [k for k in want if k not in src]
+    if missing:
+        raise RuntimeError(f"cannot rebuild the HF model from the bridge: missing weights {missing[:5]}")
+    kept = {src[k].data_ptr() for k in want}
+    for k, v in src.items():  # extras the bridge added (e.g. a zero lm_head bias) must be aliases or no-ops
+        if k not in want and v.data_ptr() not in kept and v.is_floating_point() and bool((v != 0).any()):
+            raise RuntimeError(f"bridge weight {k!r} has no place in the HF model and is not zero")
+    new.load_state_dict({k: src[k].detach().clone() for k in want}, strict=True, assign=True)  # one copy, not two
+    inp, outp = new.get_input_embeddings(), new.get_output_embeddings()
+    if outp is not None and outp.weight.data_ptr() == inp.weight.data_ptr():
+        raise RuntimeError("could not untie the output embedding from the input embedding")
+    return new.eval()
+
+
+@torch.no_grad()
+def _orthogonalize_inplace(hf: torch.nn.Module, Q: Float[Tensor, "d k"]) -> None:
+    """Remove span(Q) from every residual write of a Llama-layout HF model (embedding, o_proj, down_proj)."""
+    inner = hf.model
+    layers = inner.layers
+
+    def rows(w: Tensor) -> None:  # W_E [vocab, d]: each row is a residual write
+        q = Q.to(w.device)
+        w64 = w.double()
+        w.copy_((w64 - (w64 @ q) @ q.T).to(w.dtype))
+
+    def out_linear(lin: torch.nn.Linear) -> None:  # weight [d_model, in]: columns are residual writes
+        q = Q.to(lin.weight.device)
+        w64 = lin.weight.double()
+        lin.weight.copy_((w64 - q @ (q.T @ w64)).to(lin.weight.dtype))
+        if lin.bias is not None:
+            b64 = lin.bias.double()
+            lin.bias.copy_((b64 - q @ (q.T @ b64)).to(lin.bias.dtype))
+
+    rows(inner.embed_tokens.weight)
+    for layer in layers:
+        out_linear(layer.self_attn.o_proj)
+        out_linear(layer.mlp.down_proj)
+
+
+def _check_llama_layout(hf: torch.nn.Module) -> None:
+    """Raise NotImplementedError unless the model has the Llama residual-write layout without post-norms."""
+    inner = getattr(hf, "model", None)
+    layers = getattr(inner, "layers", None)
+    ok = inner is not None and hasattr(inner, "embed_tokens") and layers is not None and len(layers) > 0
+    ok = ok and all(hasattr(_unwrap(l), "self_attn") and hasattr(_unwrap(l), "mlp") for l in layers)
+    ok = ok and all(
+        hasattr(_unwrap(_unwrap(l).self_attn), "o_proj") and hasattr(_unwrap(_unwrap(l).mlp), "down_proj")
+        for l in layers
+    )
+    if not ok:
+        raise NotImplementedError(
+            f"weight orthogonalisation supports the Llama layout (model.embed_tokens, layers[i].self_attn.o_proj, "
+            f"layers[i].mlp.down_proj); {type(hf).__name__} differs. Use the hook ablation `ablate` at all layers."
+        )
+    post = sorted({n for l in layers for n in _POST_NORMS if hasattr(_unwrap(l), n)})
+    if post:
+        raise NotImplementedError(
+            f"{type(hf).__name__} normalises attention/MLP outputs before adding them to the residual stream "
+            f"({', '.join(post)}), so orthogonalising the output weights does not remove the direction exactly. "
+            f"Use the hook ablation `ablate(bridge, {{l: d for l in range(n_layers + 1)}})` instead."
+        )
+
+
+def orthogonalize_weights(model: LoadedModel, direction: Float[Tensor, " d"] | Float[Tensor, "k d"]) -> LoadedModel:
+    """A deep copy of `model` whose residual-stream writes are orthogonalised against unit d (or span of k rows).
+
+    Edits W_E (rows), every attention o_proj and MLP down_proj (W <- W - d dᵀ W, and biases). Tied unembeddings
+    are untied first (lm_head keeps the ORIGINAL weights), so only what writes into the residual stream changes.
+    The original model is untouched. Equivalent to `ablate` at all layers 0..n_layers with include_resid_mid.
+    """
+    from transformer_lens.model_bridge import TransformerBridge
+
+    hf = model.hf_model
+    _check_llama_layout(hf)
+    Q = _orthonormal_basis(direction)
+    if Q.shape[0] != model.info.d_model:
+        raise ValueError(f"direction width {Q.shape[0]} != d_model {model.info.d_model}")
+    new_hf = _fresh_hf_copy(hf)
+    _orthogonalize_inplace(new_hf, Q)
+    ref = next(new_hf.parameters())
+    src = model.info.source
+    source_dir = str(Path(src).parent) if src.endswith(".gguf") else src
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bridge = TransformerBridge.boot_transformers(
+            source_dir, hf_model=new_hf, tokenizer=model.tokenizer, device=ref.device, dtype=ref.dtype
+        )
+    bridge.eval()
+    d_unit = torch.as_tensor(np.asarray(direction) if not isinstance(direction, Tensor) else direction)
+    d_unit = d_unit.detach().to("cpu", torch.float64)
+    d_unit = d_unit / d_unit.norm(dim=-1, keepdim=True)
+    tag = hashlib.sha256(d_unit.to(torch.float32).contiguous().numpy().tobytes()).hexdigest()[:8]
+    info = dataclasses.replace(model.info, weights_hash=f"{model.info.weights_hash}+orth:{tag}")
+    return LoadedModel(bridge=bridge, tokenizer=model.tokenizer, info=info)
