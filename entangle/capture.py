@@ -164,7 +164,7 @@ class Runner:
 
     def _readout(self, idx: Sequence[int], last_logits: torch.Tensor) -> np.ndarray:
         styles = {self.prompts[i].style for i in idx}
-        vals = np.empty(len(idx), dtype=np.float32)
+        vals = np.full(len(idx), np.nan, dtype=np.float32)  # text prompts have no judgement readout
         for j, i in enumerate(idx):
             if self.prompts[i].style == "cloze":
                 vals[j] = cloze_log_odds(last_logits[j], *self.answer[i])
@@ -241,7 +241,7 @@ def capture(
     kinds: Sequence[str] = KINDS,
     per_kind: int | None = None,
     positions: Sequence[str] = POSITIONS,
-    batch_size: int = 16,
+    batch_size: int = 32,
     cache_dir: str | Path = DEFAULT_CACHE,
     progress: bool = True,
     self_check: bool = True,
@@ -371,7 +371,7 @@ def choose_style(model: LoadedModel, stimuli: StimulusSet, n_frames: int = 6, ba
     """
     if not model.info.chat:
         return "cloze", {"reason": "base model: the Likert readout needs a chat model"}
-    items = [it for it in stimuli.subset(n_frames).items if it.moral != 0 and it.economic == 0 and it.grammatical == 1]
+    items = [it for it in stimuli.subset(min(n_frames, len(stimuli.frames()))).items if it.moral != 0 and it.economic == 0 and it.grammatical == 1]
     labels = np.array([it.moral for it in items])
     evidence: dict[str, Any] = {"n_items": len(items)}
     for style in ("cloze", "likert"):

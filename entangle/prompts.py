@@ -15,6 +15,7 @@ from typing import Any
 from entangle.stimuli import KINDS, Item
 
 STYLES = ("cloze", "likert")
+TEXT_STYLE = "text"  # plain text, scored only for its per-token log-probability (collateral-damage checks)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ LIKERT_TEMPLATES: tuple[Template, ...] = (
         what="how good the financial outcome is for the person", low="very bad", high="very good")),
 )
 LIKERT_DIGITS: tuple[str, ...] = tuple(str(i) for i in range(1, 8))
+TEXT_TEMPLATE = Template("text", TEXT_STYLE, TEXT_STYLE, "{text}")
 
 
 @dataclass(frozen=True)
@@ -138,3 +140,13 @@ def likert_digit_ids(tokenizer: Any) -> list[int]:
             raise ValueError(f"digit {d!r} is not a single token for this tokenizer; Likert readout unavailable")
         ids.append(toks[0])
     return ids
+
+
+def text_prompts(texts: Iterable[str]) -> list[Prompt]:
+    """Plain texts as prompts (template TEXT_TEMPLATE) whose whole text is the judged span, for per-token loss."""
+    out = []
+    for i, text in enumerate(t for t in texts if t.strip()):
+        out.append(Prompt(item_id=f"text{i:04d}", frame=f"text{i:04d}", kind=TEXT_STYLE, template_id=TEXT_TEMPLATE.id,
+                          style=TEXT_STYLE, text=text, judged_start=0, judged_end=len(text), moral=0, economic=0,
+                          grammatical=1))
+    return out
