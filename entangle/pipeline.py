@@ -8,6 +8,7 @@ capture (cached) -> probes per kind and layer -> behavioural and representationa
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -478,6 +479,25 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, float) and not np.isfinite(obj):
         return None
     return obj
+
+
+def summary_lines(run_dir: str | Path) -> list[str]:
+    """The headline figures of a finished run, one line each (printed by `entangle run`)."""
+    m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    style = m["readout"]["style"]
+    lines = [f"readout: {style} ({m['readout']['evidence'].get('reason', '')})"]
+    for kind, p in m["probe"].items():
+        lines.append(f"probe {kind}: best layer {p['best_layer']}, CV accuracy {p['cv_accuracy']:.3f} "
+                     f"[{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]")
+    for k in TARGETS:
+        c = m["entanglement"]["behavioural"][style][f"moral_to_{k}"]
+        lines.append(f"EI(moral -> {k}) = {c['ei']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}], "
+                     f"human {c['human_ei']:.3f}, excess CI [{c['excess_ci_low']:.3f}, {c['excess_ci_high']:.3f}]")
+    a = m["ablation"][m["ablation"]["primary"]]
+    lines.append(f"ablation {m['ablation']['primary']}: repair {a['repair_fraction']:.3f} "
+                 f"[{a['ci_low']:.3f}, {a['ci_high']:.3f}], random-direction p = {a['random_p_value']}")
+    lines.append(f"wall time: {m['run']['wall_seconds']:.0f} s")
+    return lines
 
 
 def run(cfg: RunConfig, model: LoadedModel | None = None) -> Path:

@@ -11,6 +11,11 @@ import torch
 warnings.filterwarnings("ignore")
 
 
+def n_hooks(bridge) -> int:
+    """Forward hooks over the bridge's distinct HookPoints (aliases share one object)."""
+    return sum(len(hp.fwd_hooks) for hp in {id(h): h for h in bridge.hook_dict.values()}.values())
+
+
 @pytest.fixture(scope="session")
 def smollm():
     """The real embedded SmolLM2-135M-Instruct (loaded once per session, ~20 s)."""

@@ -10,6 +10,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from entangle.hookpoints import resid_hook
+from conftest import n_hooks
 from entangle.interventions import (
     ablate,
     fit_leace,
@@ -42,11 +43,6 @@ def _run(model, batch=None):
     with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(resid_hook(l), cap) for l in range(n + 1)]):
         logits = model.bridge(ids, attention_mask=mask, position_ids=pos)
     return logits.detach(), [caps[resid_hook(l)] for l in range(n + 1)]
-
-
-def _n_hooks(bridge) -> int:
-    """Forward hooks over the bridge's distinct HookPoints (aliases share one object)."""
-    return sum(len(hp.fwd_hooks) for hp in {id(h): h for h in bridge.hook_dict.values()}.values())
 
 
 def _rel(a, b, mask):
@@ -203,9 +199,9 @@ def test_steer_adds_alpha_sigma_d_exactly_once(tiny):
     _, base = _run(tiny)
     d = 3.0 * _unit(tiny.info.d_model, 17)  # not unit: steer normalises
     alpha, sigma, layer = 0.7, {2: 4.0}, 2
-    before = _n_hooks(tiny.bridge)
+    before = n_hooks(tiny.bridge)
     with steer(tiny.bridge, {layer: d}, alpha, sigma):
-        assert _n_hooks(tiny.bridge) == before + 1
+        assert n_hooks(tiny.bridge) == before + 1
         _, st = _run(tiny)
     expected = alpha * sigma[layer] * d / d.norm()
     diff = st[layer] - base[layer]
@@ -230,7 +226,7 @@ def test_steer_positions_and_missing_sigma(tiny):
 @pytest.mark.parametrize("kind", ["ablate", "steer", "leace"])
 def test_no_hook_survives_an_exception(tiny, kind):
     logits0, _ = _run(tiny)
-    before = _n_hooks(tiny.bridge)
+    before = n_hooks(tiny.bridge)
     d = _unit(tiny.info.d_model, 23)
     rng = np.random.default_rng(0)
     eraser = fit_leace(rng.standard_normal((200, tiny.info.d_model)), rng.integers(0, 2, 200))
@@ -240,11 +236,11 @@ def test_no_hook_survives_an_exception(tiny, kind):
         "leace": lambda: leace(tiny.bridge, {0: eraser, 2: eraser}),
     }[kind]
     with pytest.raises(RuntimeError, match="boom"), ctx():
-        assert _n_hooks(tiny.bridge) > before
+        assert n_hooks(tiny.bridge) > before
         logits_in, _ = _run(tiny)
         assert float((logits_in - logits0).abs().max()) > 1e-4
         raise RuntimeError("boom")
-    assert _n_hooks(tiny.bridge) == before
+    assert n_hooks(tiny.bridge) == before
     logits1, _ = _run(tiny)
     torch.testing.assert_close(logits1, logits0, rtol=0, atol=0)
 

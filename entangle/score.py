@@ -1,0 +1,99 @@
+"""Score any text with an exported direction: its projection per layer and the behavioural readouts per kind.
+
+The prompt templates, position rule and BOS policy come from the direction's sidecar, so a text is scored
+exactly as the stimuli were when the direction was fitted (a test checks `score` equals `capture`).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from entangle.capture import Runner, make_batches
+from entangle.directions import Direction, check_compatible
+from entangle.models import LoadedModel
+from entangle.prompts import CLOZE_TEMPLATES, LIKERT_TEMPLATES, build_prompts
+from entangle.stimuli import KINDS, Item
+
+POSITION_RULES = {"last_prompt_token": "last", "judged_sentence_mean": "judged_mean"}
+
+
+class TextsError(ValueError):
+    """A texts file could not be read; the message names the file and line."""
+
+
+def read_texts(path: str | Path, column: str | None = None) -> list[str]:
+    """Texts from a CSV with a named column (`column`, default "text") or a plain file with one text per line."""
+    path = Path(path)
+    if not path.exists():
+        raise TextsError(f"{path}: file not found")
+    raw = path.read_bytes()
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TextsError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from exc
+    text = raw.decode("utf-8-sig")
+    if path.suffix.lower() == ".csv" or column is not None:
+        column = column or "text"
+        rows = list(csv.reader(text.splitlines()))
+        if not rows:
+            raise TextsError(f"{path}:1: empty file")
+        header = rows[0]
+        if column not in header:
+            raise TextsError(f"{path}:1: field '{column}': no such column (columns: {', '.join(header)})")
+        col = header.index(column)
+        out = []
+        for lineno, row in enumerate(rows[1:], start=2):
+            if len(row) != len(header):
+                raise TextsError(f"{path}:{lineno}: expected {len(header)} fields, found {len(row)}")
+            if not row[col].strip():
+                raise TextsError(f"{path}:{lineno}: field '{column}': empty text")
+            out.append(row[col])
+    else:
+        out = [line for line in text.splitlines() if line.strip()]
+    if not out:
+        raise TextsError(f"{path}: no texts")
+    return out
+
+
+def _items(texts: list[str]) -> list[Item]:
+    return [Item(id=f"text{i:05d}", frame=f"text{i:05d}", moral=0, economic=0, grammatical=1, text=t,
+                 judged_start=0, judged_end=len(t)) for i, t in enumerate(texts)]
+
+
+def score_texts(model: LoadedModel, direction: Direction, texts: list[str], batch_size: int = 32) -> pd.DataFrame:
+    """Per text: projection onto the direction at each of its layers (mean over the direction's kind's templates)
+    and the judgement readout of every kind (template mean), plus the per-token log-prob of the text."""
+    check_compatible(direction, model.info)
+    meta = direction.meta
+    position = POSITION_RULES.get(meta.get("position", "last_prompt_token"), "last")
+    style = meta.get("prompt_style", "cloze")
+    pool = [t for t in (CLOZE_TEMPLATES if style == "cloze" else LIKERT_TEMPLATES) if t.kind in KINDS]
+    items = _items(texts)
+    prompts = build_prompts(items, pool, model.tokenizer)
+    runner = Runner(model, prompts, pool, bos=meta.get("bos_policy"))
+    n, layers = len(prompts), list(direction.layers)
+    proj = np.full((n, len(layers)), np.nan)
+    readout = np.full(n, np.nan)
+    logprob = np.full(n, np.nan)
+    own = {t.id for t in pool if t.id in set(meta.get("templates") or [])} or {t.id for t in pool if t.kind == direction.kind}
+    for idx in make_batches(runner.lengths(), batch_size):
+        out = runner.run(idx, [position], layers)
+        readout[idx], logprob[idx] = out.readout, out.logprob
+        proj[idx] = np.einsum("bld,ld->bl", out.acts[position].astype(np.float64), direction.vectors.astype(np.float64))
+    df = pd.DataFrame({"item": [p.item_id for p in prompts], "kind": [p.kind for p in prompts],
+                       "template": [p.template_id for p in prompts], "readout": readout, "logprob": logprob})
+    result = pd.DataFrame({"text_id": [it.id for it in items], "text": texts})
+    mine = np.array([p.template_id in own for p in prompts])
+    for j, layer in enumerate(layers):
+        per_text = pd.Series(proj[mine, j]).groupby(df.item[mine].to_numpy()).mean()
+        result[f"projection_L{layer}"] = per_text.reindex(result.text_id).to_numpy()
+    for kind in KINDS:
+        sel = df.kind == kind
+        result[f"{style}_{kind}"] = df[sel].groupby("item").readout.mean().reindex(result.text_id).to_numpy()
+    result["logprob_per_token"] = df.groupby("item").logprob.mean().reindex(result.text_id).to_numpy()
+    return result
