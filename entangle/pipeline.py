@@ -304,11 +304,16 @@ class Experiment:
             rep = repair(before, after, human, cells=[("moral", k) for k in TARGETS])
             loss_delta = self._neutral_loss(neutral, ctx) - base_loss
             summary[name] = self._summarise(rule, layers, before, after, human, rep, loss_delta)
+            bt = before.table().set_index(["from_factor", "to_kind"])
+            at = after.table().set_index(["from_factor", "to_kind"])
             for r in rep[rep.measure == "repair_fraction"].itertuples(index=False):
+                cell = (r.from_factor, r.to_kind)
                 rows.append({"method": name, "rule": rule, "direction_kind": dkind, "layers": _layer_label(layers),
                              "from_factor": r.from_factor, "to_kind": r.to_kind, "ei_before": r.before,
-                             "ei_after": r.after, "repair_fraction": r.estimate, "ci_low": r.ci_low,
-                             "ci_high": r.ci_high, "loss_delta": loss_delta})
+                             "ei_before_ci_low": bt.loc[cell, "ci_low"], "ei_before_ci_high": bt.loc[cell, "ci_high"],
+                             "ei_after": r.after, "ei_after_ci_low": at.loc[cell, "ci_low"],
+                             "ei_after_ci_high": at.loc[cell, "ci_high"], "repair_fraction": r.estimate,
+                             "ci_low": r.ci_low, "ci_high": r.ci_high, "loss_delta": loss_delta})
             for r in rep[rep.measure == "selectivity"].itertuples(index=False):
                 sel_rows.append({"method": name, "kind": r.from_factor, "estimate": r.estimate,
                                  "ci_low": r.ci_low, "ci_high": r.ci_high})

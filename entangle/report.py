@@ -772,7 +772,11 @@ def _fig_ablation_cells(run: Run) -> go.Figure | str:
         bhi = _num(_get(beh, cell, "ci_high"))
         # the before-ablation EI's interval, from the behavioural cell (shifted if the ablation's EI differs)
         bei = _num(_get(beh, cell, "ei"))
-        if blo is not None and bhi is not None and bei is not None:
+        if csv is not None and {"ei_before_ci_low", "ei_before_ci_high"} <= set(csv.columns):
+            rows = [csv[(csv["method"] == n) & (csv["to_kind"] == to)] for n in names]
+            berr = _err(b, [_num(r["ei_before_ci_low"].iloc[0]) if len(r) else None for r in rows],
+                        [_num(r["ei_before_ci_high"].iloc[0]) if len(r) else None for r in rows])
+        elif blo is not None and bhi is not None and bei is not None:
             berr = _err(b, b - (bei - blo), b + (bhi - bei))
         else:
             berr = None
