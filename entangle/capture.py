@@ -125,12 +125,25 @@ class Runner:
         ids, mask, pos, pads = collate(batch, self.pad_id)
         ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
         layers = list(all_layers(self.model.info.n_layers)) if layers is None else list(layers)
-        store: dict[int, torch.Tensor] = {}
+        unknown = set(positions) - set(POSITIONS)
+        if unknown:
+            raise ValueError(f"unknown position(s) {sorted(unknown)}; known: {POSITIONS}")
+        last = mask.shape[1] - 1 - mask.flip(-1).argmax(-1)  # last real token, from the mask
+        span = [(int(p) + e.judged_lo, int(p) + e.judged_hi) for e, p in zip(batch, pads, strict=True)]
+        weights = torch.zeros(mask.shape, dtype=torch.float32, device=self.device)  # 1/len over each judged span
+        for b, (lo, hi) in enumerate(span):
+            weights[b, lo:hi] = 1.0 / (hi - lo)
+        rows = torch.arange(len(idx), device=self.device)
+        store: dict[str, dict[int, torch.Tensor]] = {name: {} for name in positions}
         normed: dict[str, torch.Tensor] = {}
 
         def keep(layer: int) -> Callable:
+            # keep only what is read: [b, d] per position, never the whole [b, t, d] stream
             def hook(t: torch.Tensor, hook: Any) -> torch.Tensor:
-                store[layer] = t.detach()
+                if "last" in store:
+                    store["last"][layer] = t[rows, last].float()
+                if "judged_mean" in store:
+                    store["judged_mean"][layer] = torch.einsum("bt,btd->bd", weights, t.float())
                 return t
             return hook
 
@@ -142,32 +155,23 @@ class Runner:
         hooks.append(("ln_final.hook_out", keep_normed))
         with self.model.bridge.hooks(fwd_hooks=hooks):
             logits = self.model.bridge(ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
-        last_logits = logits[:, -1].float()
-        last = mask.shape[1] - 1 - mask.flip(-1).argmax(-1)  # last real token, from the mask
-        readout = self._readout(idx, last_logits)
-        span = [(int(p) + e.judged_lo, int(p) + e.judged_hi) for e, p in zip(batch, pads, strict=True)]
+        readout = self._readout(idx, logits[:, -1].float())
         logprob = np.full(len(idx), np.nan, dtype=np.float32)
         need = [j for j, i in enumerate(idx) if self.want_logprob[i]]
         if need:
             logprob[need] = span_logprob(self.model.hf_model, normed["x"][need], ids[need], [span[j] for j in need])
         out = BatchOutput(readout=readout, logprob=logprob)
-        rows = torch.arange(len(idx), device=self.device)
         for name in positions:
-            stacked = torch.stack([store[layer] for layer in layers], dim=1).float()  # [b, L, t, d]
-            if name == "last":
-                out.acts[name] = stacked[rows, :, last].cpu().numpy()
-            elif name == "judged_mean":
-                out.acts[name] = torch.stack([stacked[b, :, lo:hi].mean(1) for b, (lo, hi) in enumerate(span)]).cpu().numpy()
-            else:
-                raise ValueError(f"unknown position {name!r}; known: {POSITIONS}")
+            out.acts[name] = torch.stack([store[name][layer] for layer in layers], dim=1).cpu().numpy()
         return out
 
     def _readout(self, idx: Sequence[int], last_logits: torch.Tensor) -> np.ndarray:
         styles = {self.prompts[i].style for i in idx}
         vals = np.full(len(idx), np.nan, dtype=np.float32)  # text prompts have no judgement readout
-        for j, i in enumerate(idx):
-            if self.prompts[i].style == "cloze":
-                vals[j] = cloze_log_odds(last_logits[j], *self.answer[i])
+        cloze = [j for j, i in enumerate(idx) if self.prompts[i].style == "cloze"]
+        if cloze:
+            pairs = torch.tensor([self.answer[idx[j]] for j in cloze], device=last_logits.device)
+            vals[cloze] = cloze_log_odds(last_logits[cloze], pairs[:, 0], pairs[:, 1])
         if "likert" in styles:
             ev = likert_expectation(last_logits, self.digits.to(last_logits.device))
             for j, i in enumerate(idx):

@@ -15,9 +15,11 @@ import torch
 from jaxtyping import Float, Int
 
 
-def cloze_log_odds(last_logits: Float[torch.Tensor, "vocab"], positive: int, negative: int) -> float:
-    """log p(positive) - log p(negative) at the next token (the softmax normaliser cancels)."""
-    return float(last_logits[positive] - last_logits[negative])
+def cloze_log_odds(last_logits: Float[torch.Tensor, "b vocab"], positive: Int[torch.Tensor, " b"],
+                   negative: Int[torch.Tensor, " b"]) -> np.ndarray:
+    """log p(positive) - log p(negative) at the next token, per row (the softmax normaliser cancels)."""
+    rows = torch.arange(last_logits.shape[0], device=last_logits.device)
+    return (last_logits[rows, positive] - last_logits[rows, negative]).cpu().numpy()
 
 
 def likert_expectation(last_logits: Float[torch.Tensor, "b vocab"], digit_ids: Int[torch.Tensor, "7"]) -> np.ndarray:
@@ -27,7 +29,7 @@ def likert_expectation(last_logits: Float[torch.Tensor, "b vocab"], digit_ids: I
 
 
 def span_logprob(hf_model: Any, normed: Float[torch.Tensor, "b t d"], ids: Int[torch.Tensor, "b t"],
-                 spans: Sequence[tuple[int, int]]) -> np.ndarray:
+                 spans: Sequence[tuple[int, int]], chunk: int = 256) -> np.ndarray:
     """Mean log-prob per token of each row's token span [lo, hi), from the final-norm hidden states.
 
     Only the positions that predict span tokens go through the unembedding, so the full [b, t, vocab] logits
@@ -35,15 +37,21 @@ def span_logprob(hf_model: Any, normed: Float[torch.Tensor, "b t d"], ids: Int[t
     """
     head = hf_model.get_output_embeddings()
     cap = getattr(getattr(hf_model, "config", None), "final_logit_softcapping", None)
-    out = np.empty(len(spans), dtype=np.float32)
-    for b, (lo, hi) in enumerate(spans):
-        lo = max(lo, 1)  # the first token of a prompt has no prediction
-        logits = head(normed[b, lo - 1:hi - 1]).float()
+    # every (row, position) pair that predicts a span token, gathered into one matrix; the first token of a
+    # prompt has no prediction
+    pairs = [(b, p) for b, (lo, hi) in enumerate(spans) for p in range(max(lo, 1), hi)]
+    row = torch.tensor([b for b, _ in pairs], device=ids.device)
+    pos = torch.tensor([p for _, p in pairs], device=ids.device)
+    lp = torch.empty(len(pairs), device=ids.device)
+    for start in range(0, len(pairs), chunk):  # chunks bound the [n, vocab] logits for large vocabularies
+        r, p = row[start:start + chunk], pos[start:start + chunk]
+        logits = head(normed[r, p - 1]).float()
         if cap:
             logits = torch.tanh(logits / cap) * cap
-        lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[b, lo:hi, None])
-        out[b] = float(lp.mean())
-    return out
+        lp[start:start + chunk] = torch.log_softmax(logits, dim=-1).gather(-1, ids[r, p, None])[:, 0]
+    sums = torch.zeros(len(spans), device=ids.device).index_add_(0, row, lp)
+    counts = torch.zeros(len(spans), device=ids.device).index_add_(0, row, torch.ones_like(lp))
+    return (sums / counts).cpu().numpy().astype(np.float32)
 
 
 def standardised_separation(values: np.ndarray, labels: np.ndarray) -> float:
