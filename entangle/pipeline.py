@@ -265,10 +265,11 @@ class Experiment:
         keys = pd.MultiIndex.from_tuples([(p.item_id, p.template_id) for p in prompts])
         return cached.loc[keys].reset_index()
 
-    def _ei(self, prompts_df: pd.DataFrame) -> EIResult:
+    def _ei(self, prompts_df: pd.DataFrame, readout: str | None = None) -> EIResult:
+        """EI from per-prompt readouts: the judgement readout by default, or "logprob" (grammatical only)."""
         style = self.acts.manifest["readout_style"]
         df = readout_table(prompts_df, style)
-        return behavioural_ei(df[df.readout == style], n_boot=self.cfg.n_boot, seed=self.cfg.seed)
+        return behavioural_ei(df[df.readout == (readout or style)], n_boot=self.cfg.n_boot, seed=self.cfg.seed)
 
     def run_ablation(self) -> None:
         """Ablate the moral direction (layer-rule sweep), the other kinds' directions, LEACE and random controls."""
@@ -278,9 +279,11 @@ class Experiment:
         prompts, tmpls = self.ablation_prompts()
         before_df = self.baseline(prompts)
         before = self._ei(before_df)
+        before_lp = self._ei(before_df, "logprob")
         neutral = text_prompts(NEUTRAL_TEXTS.read_text(encoding="utf-8").splitlines())
         base_loss = self._neutral_loss(neutral, None)
-        rows, sel_rows, summary = [], [], {}
+        rows, sel_rows, summary, readouts_after = [], [], {}, []
+        before_readout = self.acts.manifest["readout_style"]
         conditions: list[tuple[str, str, str, list[int], Callable[[], contextlib.AbstractContextManager]]] = []
         skipped = {}
         for kind, rules in (("moral", cfg.layer_rules), *((k, (cfg.primary_rule,)) for k in TARGETS)):
@@ -304,16 +307,34 @@ class Experiment:
             rep = repair(before, after, human, cells=[("moral", k) for k in TARGETS])
             loss_delta = self._neutral_loss(neutral, ctx) - base_loss
             summary[name] = self._summarise(rule, layers, before, after, human, rep, loss_delta)
+            # the grammaticality readout that does respond to grammar: the judged sentence's log-prob
+            after_lp = self._ei(after_df, "logprob")
+            rep_lp = repair(before_lp, after_lp, human, cells=[("moral", "grammatical")])
+            lp = rep_lp[rep_lp.measure == "repair_fraction"].iloc[0]
+            summary[name]["logprob"] = {"moral_to_grammatical": {
+                "ei_before": lp.before, "ei_after": lp.after, "repair_fraction": lp.estimate,
+                "ci_low": lp.ci_low, "ci_high": lp.ci_high}}
             bt = before.table().set_index(["from_factor", "to_kind"])
             at = after.table().set_index(["from_factor", "to_kind"])
             for r in rep[rep.measure == "repair_fraction"].itertuples(index=False):
                 cell = (r.from_factor, r.to_kind)
-                rows.append({"method": name, "rule": rule, "direction_kind": dkind, "layers": _layer_label(layers),
+                rows.append({"method": name, "readout": before_readout, "rule": rule, "direction_kind": dkind,
+                             "layers": _layer_label(layers),
                              "from_factor": r.from_factor, "to_kind": r.to_kind, "ei_before": r.before,
                              "ei_before_ci_low": bt.loc[cell, "ci_low"], "ei_before_ci_high": bt.loc[cell, "ci_high"],
                              "ei_after": r.after, "ei_after_ci_low": at.loc[cell, "ci_low"],
                              "ei_after_ci_high": at.loc[cell, "ci_high"], "repair_fraction": r.estimate,
                              "ci_low": r.ci_low, "ci_high": r.ci_high, "loss_delta": loss_delta})
+            blt = before_lp.table().set_index(["from_factor", "to_kind"]).loc[("moral", "grammatical")]
+            alt = after_lp.table().set_index(["from_factor", "to_kind"]).loc[("moral", "grammatical")]
+            rows.append({"method": name, "readout": "logprob", "rule": rule, "direction_kind": dkind,
+                         "layers": _layer_label(layers), "from_factor": "moral", "to_kind": "grammatical",
+                         "ei_before": lp.before, "ei_before_ci_low": blt.ci_low, "ei_before_ci_high": blt.ci_high,
+                         "ei_after": lp.after, "ei_after_ci_low": alt.ci_low, "ei_after_ci_high": alt.ci_high,
+                         "repair_fraction": lp.estimate, "ci_low": lp.ci_low, "ci_high": lp.ci_high,
+                         "loss_delta": loss_delta})
+            readouts_after.append(after_df[["item_id", "template_id", "kind", "readout", "sentence_logprob"]]
+                                  .assign(method=name))
             for r in rep[rep.measure == "selectivity"].itertuples(index=False):
                 sel_rows.append({"method": name, "kind": r.from_factor, "estimate": r.estimate,
                                  "ci_low": r.ci_low, "ci_high": r.ci_high})
@@ -326,10 +347,12 @@ class Experiment:
         for name in summary:
             summary[name]["random_p_value"] = p_values if name == primary else None
         for row in rows:
-            row["random_p_value"] = p_values.get(f"moral_to_{row['to_kind']}") if row["method"] == primary else None
+            primary_cloze = row["method"] == primary and row["readout"] == before_readout
+            row["random_p_value"] = p_values.get(f"moral_to_{row['to_kind']}") if primary_cloze else None
         summary[primary]["random_p_value"] = p_values.get("pooled")
         summary[primary]["random_p_value_cells"] = {k: v for k, v in p_values.items() if k != "pooled"}
         _save_csv(pd.DataFrame(rows), self.out / "ablation.csv")
+        _save_csv(pd.concat(readouts_after, ignore_index=True), self.out / "ablation_readouts.csv")
         _save_csv(pd.DataFrame(sel_rows), self.out / "selectivity.csv")
         _save_csv(rand_rows, self.out / "ablation_random.csv")
         pooled = rand_rows.groupby("index").repair_fraction.mean()

@@ -741,13 +741,21 @@ def _methods(run: Run) -> dict[str, dict[str, Any]]:
             and ("repair_fraction" in v or "cells" in v)}
 
 
+def _judgement_rows(run: Run) -> pd.DataFrame | None:
+    """ablation.csv rows of the judgement readout (the file also holds log-prob rows for moral->grammatical)."""
+    csv = run.table("ablation.csv")
+    if csv is not None and "readout" in csv.columns:
+        csv = csv[csv["readout"] == judgement_readout(run.metrics)]
+    return csv
+
+
 def _fig_ablation_cells(run: Run) -> go.Figure | str:
     meths = _methods(run)
     if not meths:
         return "metrics.json has no ablation section"
     ro = judgement_readout(run.metrics)
     beh = _get(run.metrics, "entanglement", "behavioural", ro, default={}) or {}
-    csv = run.table("ablation.csv")
+    csv = _judgement_rows(run)
     names = list(meths)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=[_cell_label(c) for c in MORAL_CELLS],
                         horizontal_spacing=0.05)
@@ -867,7 +875,7 @@ def _fig_random(run: Run) -> go.Figure | str:
 
 
 def _sweep_methods(run: Run) -> list[str]:
-    csv = run.table("ablation.csv")
+    csv = _judgement_rows(run)
     meths = _methods(run)
     if csv is not None and {"method", "direction_kind"} <= set(csv.columns):
         moral = set(csv.loc[csv["direction_kind"] == "moral", "method"])
