@@ -1,0 +1,80 @@
+#!/usr/bin/env python
+"""Capture + per-layer probes for one model: the "good" direction of each kind, with tables.
+
+A thin composition of `entangle.pipeline.Experiment` (the same stages as `entangle probe`): choose the readout,
+capture (or read the activation cache), fit a probe per kind and layer with frame-grouped CV, and write
+
+    <out>/directions/<kind>_<method>.safetensors (+ .json sidecar)   one unit direction per residual layer
+    <out>/probes.csv, cosine.csv, cross_decoding.csv, leakage.csv, readouts.csv
+    <out>/metrics.json, config.json                                  partial run folder (probes only)
+
+then print each kind's best layer and its cross-validated accuracy.
+
+    python probes/probe_directions.py --model smollm2-135m --frames 8 --out runs/probe-smollm2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+
+def _quiet() -> None:
+    """No warnings or weight-loading progress bars from the libraries underneath."""
+    warnings.filterwarnings("ignore")
+    import transformers  # noqa: PLC0415
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Example: python probes/probe_directions.py --frames 8 --out runs/probe-smollm2")
+    p.add_argument("--model", "-m", default="smollm2-135m", help="registry name, local HF directory or hub id")
+    p.add_argument("--out", type=Path, default=Path("runs/probe"), help="output folder (default: runs/probe)")
+    p.add_argument("--stimuli", type=Path, default=None, help="stimulus JSONL/CSV (default: the shipped set)")
+    p.add_argument("--frames", type=int, default=None, help="use only the first N frames (default: all 48)")
+    p.add_argument("--readout", default="auto", choices=["auto", "cloze", "likert"], help="judgement readout")
+    p.add_argument("--position", default="last", choices=["last", "judged_mean"],
+                   help="where probes read the residual stream")
+    p.add_argument("--method", default="logistic", choices=["logistic", "diff_means"],
+                   help="probe method reported as primary (both are always exported)")
+    p.add_argument("--n-boot", type=int, default=1000, help="frame-bootstrap resamples for the CIs")
+    p.add_argument("--n-splits", type=int, default=5, help="frame-grouped CV folds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32, help="prompts per forward pass")
+    p.add_argument("--cache-dir", type=Path, default=Path(".entangle_cache"), help="activation cache folder")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--dtype", default="float32", help="float32 (default) or bfloat16")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    _quiet()
+    from entangle.pipeline import Experiment, RunConfig, _clean  # noqa: PLC0415
+    from entangle.store import atomic_write_json  # noqa: PLC0415
+
+    cfg = RunConfig(model=args.model, out=str(args.out), stimuli=str(args.stimuli) if args.stimuli else None,
+                    frames=args.frames, readout=args.readout, position=args.position, probe_method=args.method,
+                    n_boot=args.n_boot, n_splits=args.n_splits, seed=args.seed, batch_size=args.batch_size,
+                    cache_dir=str(args.cache_dir), device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())
+    ex = Experiment(cfg)
+    ex.run_capture()
+    ex.run_probes()
+    atomic_write_json(args.out / "config.json", ex.config_record())
+    atomic_write_json(args.out / "metrics.json", _clean(ex.metrics))
+    print(f"model {ex.model.info.name}: {len(ex.stimuli)} items in {len(ex.stimuli.frames())} frames, "
+          f"readout {ex.metrics['readout']['style']}, probes read at '{cfg.position}' ({cfg.probe_method})")
+    for kind, p in ex.metrics["probe"].items():
+        print(f"{kind:12s} best layer {p['best_layer']:2d}  CV accuracy {p['cv_accuracy']:.3f} "
+              f"[{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]  AUC {p['auc']:.3f}")
+    print(f"directions: {args.out / 'directions'}  tables: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
