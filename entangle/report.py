@@ -1183,6 +1183,17 @@ def _caveats(run: Run) -> str:
                  "prompt, which mixes the judgement with word frequency and template wording; the log-probability "
                  "readout reacts to rare words and length. EIs are relative to each readout's own effect, not "
                  "absolute.")
+    beh = _get(run.metrics, "entanglement", "behavioural", default={}) or {}
+    for readout, cells in beh.items():
+        for kind in KINDS:
+            own = cells.get(f"{kind}_to_{kind}") if isinstance(cells, Mapping) else None
+            p = _num(own.get("coef_p")) if isinstance(own, Mapping) else None
+            if p is not None and p >= 0.05:
+                items.append(f"<b>A readout that ignores its own factor.</b> The {_e(readout)} {_e(kind)} readout "
+                             f"does not respond to the {_e(kind)} factor itself (own-effect p = {p:.2f}), so "
+                             f"EI(·→{_e(kind)}) = b_f / |b_{_e(kind)}| divides by a near-zero effect: its value and "
+                             "interval are unstable, and so is any repair fraction computed from it. Read the "
+                             "raw coefficients (ei.csv) and another readout of the same kind instead.")
     items.append("<b>Linear directions.</b> Probes and ablations see only linearly decodable information in one "
                  "direction per kind and layer; entanglement carried non-linearly or across several directions "
                  "is not removed by a rank-one ablation.")
