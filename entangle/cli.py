@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from entangle.models import quiet_libraries
 
 app = typer.Typer(help="entangle: does a language model keep moral, grammatical and economic good apart?",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -21,14 +22,6 @@ FramesOpt = Annotated[int | None, typer.Option(help="use only the first N frames
 CacheOpt = Annotated[Path, typer.Option(help="activation cache folder")]
 DeviceOpt = Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda")]
 DtypeOpt = Annotated[str, typer.Option(help="float32 (default) or bfloat16")]
-
-
-def _quiet() -> None:
-    warnings.filterwarnings("ignore")
-    import transformers  # noqa: PLC0415
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def _fail(exc: Exception) -> None:
@@ -62,7 +55,7 @@ def capture(
     dtype: DtypeOpt = "float32",
 ) -> None:
     """Stimuli -> judgement prompts -> residual-stream activations and readouts in the disk cache."""
-    _quiet()
+    quiet_libraries()
     from entangle.capture import capture as run_capture  # noqa: PLC0415
     from entangle.capture import choose_style  # noqa: PLC0415
     from entangle.models import load_model  # noqa: PLC0415
@@ -108,7 +101,7 @@ def probe(
     dtype: DtypeOpt = "float32",
 ) -> None:
     """Cache -> per-layer probes for each kind -> directions/ + probes.csv, cosine.csv, cross_decoding.csv, leakage.csv."""
-    _quiet()
+    quiet_libraries()
     from entangle.pipeline import Experiment  # noqa: PLC0415
 
     ex = Experiment(_config(model=model, out=out, stimuli=stimuli, frames=frames, position=position,
@@ -154,7 +147,7 @@ def score(
     device: DeviceOpt = "cpu",
 ) -> None:
     """Project texts onto a direction (per layer) and read out every kind's judgement, as the stimuli were."""
-    _quiet()
+    quiet_libraries()
     from entangle.directions import DirectionError, load_direction  # noqa: PLC0415
     from entangle.models import load_model  # noqa: PLC0415
     from entangle.score import TextsError, read_texts, score_texts  # noqa: PLC0415
@@ -192,7 +185,7 @@ def run(
     device_map: Annotated[str | None, typer.Option(help="e.g. auto: spread a large model over GPUs")] = None,
 ) -> None:
     """The whole experiment: capture -> probes -> entanglement vs norms -> ablation with controls -> report."""
-    _quiet()
+    quiet_libraries()
     from entangle.pipeline import run as run_pipeline  # noqa: PLC0415
 
     out = out or Path("runs") / Path(model).name

@@ -76,6 +76,15 @@ class LoadedModel:
         return self.bridge.original_model
 
 
+def quiet_libraries() -> None:
+    """Silence library warnings and weight-loading progress bars (for the CLI, scripts and notebooks)."""
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def installed() -> dict[str, bool]:
     """Which registry models are installed (their package is importable as a spec)."""
     return {name: importlib.util.find_spec(e.package) is not None for name, e in REGISTRY.items()}

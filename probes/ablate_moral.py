@@ -14,19 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
+from entangle.models import quiet_libraries
+
 RULES = ("best", "band", "all")
-
-
-def _quiet() -> None:
-    """No warnings or weight-loading progress bars from the libraries underneath."""
-    warnings.filterwarnings("ignore")
-    import transformers  # noqa: PLC0415
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,7 +52,7 @@ def _ci(lo: float | None, hi: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _quiet()
+    quiet_libraries()
     from entangle.pipeline import Experiment, RunConfig, _clean  # noqa: PLC0415
     from entangle.store import atomic_write_json  # noqa: PLC0415
 

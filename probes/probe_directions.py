@@ -17,17 +17,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
-
-def _quiet() -> None:
-    """No warnings or weight-loading progress bars from the libraries underneath."""
-    warnings.filterwarnings("ignore")
-    import transformers  # noqa: PLC0415
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+from entangle.models import quiet_libraries
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _quiet()
+    quiet_libraries()
     from entangle.pipeline import Experiment, RunConfig, _clean  # noqa: PLC0415
     from entangle.store import atomic_write_json  # noqa: PLC0415
 

@@ -13,17 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
-
-def _quiet() -> None:
-    """No warnings or weight-loading progress bars from the libraries underneath."""
-    warnings.filterwarnings("ignore")
-    import transformers  # noqa: PLC0415
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+from entangle.models import quiet_libraries
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _quiet()
+    quiet_libraries()
     import pandas as pd  # noqa: PLC0415
 
     from entangle.directions import DirectionError, load_direction  # noqa: PLC0415
