@@ -345,7 +345,7 @@ class Experiment:
             raise RuntimeError(f"the primary ablation {primary} could not run: {skipped.get(primary)}")
         rand_rows, p_values = self._random_controls(before_df, after_dfs[primary])
         for name in summary:
-            summary[name]["random_p_value"] = p_values if name == primary else None
+            summary[name]["random_p_value"] = None  # random controls exist for the primary ablation only
         for row in rows:
             primary_cloze = row["method"] == primary and row["readout"] == before_readout
             row["random_p_value"] = p_values.get(f"moral_to_{row['to_kind']}") if primary_cloze else None
