@@ -38,7 +38,7 @@ import torch
 
 warnings.filterwarnings("ignore")
 
-from entangle.capture import (
+from entangle.engine.capture import (
     POSITIONS,
     Runner,
     capture,

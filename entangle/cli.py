@@ -56,8 +56,8 @@ def capture(
 ) -> None:
     """Stimuli -> judgement prompts -> residual-stream activations and readouts in the disk cache."""
     quiet_libraries()
-    from entangle.capture import capture as run_capture  # noqa: PLC0415
-    from entangle.capture import choose_style  # noqa: PLC0415
+    from entangle.engine.capture import capture as run_capture  # noqa: PLC0415
+    from entangle.engine.capture import choose_style  # noqa: PLC0415
     from entangle.models import load_model  # noqa: PLC0415
     from entangle.stimuli import load_stimuli  # noqa: PLC0415
 
@@ -83,7 +83,7 @@ def capture(
 
 
 def _config(**kw: object):
-    from entangle.pipeline import RunConfig  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import RunConfig  # noqa: PLC0415
 
     return RunConfig(**{k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()})
 
@@ -102,7 +102,7 @@ def probe(
 ) -> None:
     """Cache -> per-layer probes for each kind -> directions/ + probes.csv, cosine.csv, cross_decoding.csv, leakage.csv."""
     quiet_libraries()
-    from entangle.pipeline import Experiment  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import Experiment  # noqa: PLC0415
 
     ex = Experiment(_config(model=model, out=out, stimuli=stimuli, frames=frames, position=position,
                             readout=readout, cache_dir=cache_dir, device=device, dtype=dtype))
@@ -123,7 +123,12 @@ def export(
     """Convert a direction to another format (safetensors+JSON, npz, pt, llama.cpp control-vector GGUF)."""
     import numpy as np  # noqa: PLC0415
 
-    from entangle.directions import Direction, DirectionError, load_direction, save_direction  # noqa: PLC0415
+    from entangle.directions import (  # noqa: PLC0415
+        Direction,
+        DirectionError,
+        load_direction,
+        save_direction,
+    )
 
     try:
         d = load_direction(direction)
@@ -149,9 +154,9 @@ def score(
     """Project texts onto a direction (per layer) and read out every kind's judgement, as the stimuli were."""
     quiet_libraries()
     from entangle.directions import DirectionError, load_direction  # noqa: PLC0415
+    from entangle.files import atomic_write  # noqa: PLC0415
     from entangle.models import load_model  # noqa: PLC0415
     from entangle.score import TextsError, read_texts, score_texts  # noqa: PLC0415
-    from entangle.store import atomic_save  # noqa: PLC0415
 
     try:
         d = load_direction(direction)
@@ -160,7 +165,7 @@ def score(
         df = score_texts(lm, d, items)
     except (DirectionError, TextsError, ValueError, RuntimeError) as exc:
         _fail(exc)
-    atomic_save(out, lambda p: df.to_csv(p, index=False))
+    atomic_write(out, lambda p: df.to_csv(p, index=False))
     console.print(f"scored {len(df)} texts -> {out}")
 
 
@@ -186,7 +191,7 @@ def run(
 ) -> None:
     """The whole experiment: capture -> probes -> entanglement vs norms -> ablation with controls -> report."""
     quiet_libraries()
-    from entangle.pipeline import run as run_pipeline  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import run as run_pipeline  # noqa: PLC0415
 
     out = out or Path("runs") / Path(model).name
     cfg = _config(model=model, out=out, stimuli=stimuli, frames=frames, norms=norms, readout=readout,
@@ -197,7 +202,7 @@ def run(
         folder = run_pipeline(cfg)
     except (ValueError, RuntimeError) as exc:
         _fail(exc)
-    from entangle.pipeline import summary_lines  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import summary_lines  # noqa: PLC0415
 
     for line in summary_lines(folder):
         console.print(line)

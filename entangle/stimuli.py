@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
+from entangle.schema import DATA_DIR, FACTOR_LEVELS, KINDS
+
 if TYPE_CHECKING:
     import pandas as pd
 
-KINDS: tuple[str, ...] = ("moral", "grammatical", "economic")
-FACTOR_LEVELS: dict[str, tuple[int, ...]] = {"moral": (-1, 0, 1), "economic": (-1, 0, 1), "grammatical": (0, 1)}
-DEFAULT_STIMULI: Path = Path(__file__).resolve().parent.parent / "data" / "stimuli" / "factorial.jsonl"
+DEFAULT_STIMULI: Path = DATA_DIR / "stimuli" / "factorial.jsonl"
 
 _FACTORS: tuple[str, ...] = ("moral", "economic", "grammatical")  # the order of a cell tuple
 _STR_FIELDS: tuple[str, ...] = ("id", "frame", "text")

@@ -53,8 +53,8 @@ def _ci(lo: float | None, hi: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_libraries()
-    from entangle.pipeline import Experiment, RunConfig, _clean  # noqa: PLC0415
-    from entangle.store import atomic_write_json  # noqa: PLC0415
+    from entangle.files import atomic_write_json  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import Experiment, RunConfig, _clean  # noqa: PLC0415
 
     cfg = RunConfig(model=args.model, out=str(args.out), stimuli=str(args.stimuli) if args.stimuli else None,
                     frames=args.frames, norms=str(args.norms) if args.norms else None, readout=args.readout,

@@ -47,8 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_libraries()
-    from entangle.pipeline import Experiment, RunConfig, _clean  # noqa: PLC0415
-    from entangle.store import atomic_write_json  # noqa: PLC0415
+    from entangle.files import atomic_write_json  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import Experiment, RunConfig, _clean  # noqa: PLC0415
 
     cfg = RunConfig(model=args.model, out=str(args.out), stimuli=str(args.stimuli) if args.stimuli else None,
                     frames=args.frames, readout=args.readout, position=args.position, probe_method=args.method,

@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd  # noqa: PLC0415
 
     from entangle.directions import DirectionError, load_direction  # noqa: PLC0415
+    from entangle.files import atomic_write  # noqa: PLC0415
     from entangle.models import load_model  # noqa: PLC0415
     from entangle.score import TextsError, read_texts, score_texts  # noqa: PLC0415
-    from entangle.store import atomic_save  # noqa: PLC0415
 
     try:
         d = load_direction(args.direction)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.out:
-        atomic_save(args.out, lambda p: df.to_csv(p, index=False))
+        atomic_write(args.out, lambda p: df.to_csv(p, index=False))
     layer = args.layer if args.layer is not None else (d.meta.get("best_layer") or d.layers[len(d.layers) // 2])
     if f"projection_L{layer}" not in df:
         print(f"error: layer {layer} not in the direction (layers {d.layers[0]}..{d.layers[-1]})", file=sys.stderr)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import n_hooks
 
-from entangle import capture as capture_mod
-from entangle.capture import Runner, capture, collate, encode, make_batches
+from entangle.engine import capture as capture_mod
+from entangle.engine.capture import Runner, capture, collate, encode, make_batches
 from entangle.prompts import build_prompts, render, templates
 from entangle.stimuli import load_stimuli
 
@@ -46,7 +46,7 @@ def test_judged_span_tokens_decode_to_the_judged_sentence(tiny, stim2):
 
 
 def test_collate_left_pads_with_mask_and_positions():
-    from entangle.capture import Encoded
+    from entangle.engine.capture import Encoded
 
     ids, mask, pos, pads = collate([Encoded([5, 6, 7], 0, 3), Encoded([8], 0, 1)], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from entangle import __version__
-from entangle.directions import (
+from entangle.directions.direction import (
     SIGN_CONVENTION,
     Direction,
     DirectionError,
@@ -281,7 +281,7 @@ def test_atomic_write_keeps_previous_file(tmp_path, monkeypatch, fmt):
         save_direction(old, target)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
-    import entangle.directions as mod
+    import entangle.directions.direction as mod
 
     real_replace = os.replace
     calls = []

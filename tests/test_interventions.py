@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import n_hooks
 from sklearn.linear_model import LogisticRegression
 
 from entangle.hookpoints import resid_hook
-from conftest import n_hooks
 from entangle.interventions import (
     ablate,
     fit_leace,

@@ -10,19 +10,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from entangle.metrics import (
-    GOOD_BAD,
-    behavioural_ei,
+from entangle.analysis.entanglement import behavioural_ei, excess_ei, repair
+from entangle.analysis.geometry import cosine_by_layer, leakage
+from entangle.analysis.norms import design_norm
+from entangle.analysis.stats import (
     boot_auc,
-    cosine_by_layer,
     draw_counts,
     empirical_p_value,
-    excess_ei,
     frame_bootstrap_indices,
-    leakage,
-    repair,
 )
-from entangle.norms import design_norm
+from entangle.schema import GOOD_BAD
 
 KINDS = ("moral", "grammatical", "economic")
 

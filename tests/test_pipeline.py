@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from entangle.cli import app
-from entangle.pipeline import RunConfig, run, summary_lines
+from entangle.studies.entanglement.pipeline import RunConfig, run, summary_lines
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entangle import probes
-from entangle.probes import cross_decoding, fit_probes, kind_labels
+from entangle.analysis import probing as probes
+from entangle.analysis.probing import cross_decoding, fit_probes, kind_labels
 
 N_FRAMES, D, L, PLANTED = 160, 8, 4, 2  # logistic needs many rows per dimension to pin a direction to 0.99
 

@@ -11,7 +11,14 @@ import plotly.graph_objects as go
 import pytest
 from fixtures_run import N_LAYERS, write_synthetic_run
 
-from entangle.report import FIGURES, build_report, compare_runs, figures, load_run, verdicts
+from entangle.report import (
+    FIGURES,
+    build_report,
+    compare_runs,
+    figures,
+    load_run,
+    verdicts,
+)
 
 EXPECTED = [
     "readouts", "ei_matrix", "excess", "probe_accuracy", "cosine", "cross_decoding", "leakage", "ablation_cells",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from entangle.capture import capture, choose_style
-from entangle.metrics import frame_bootstrap_indices, percentile_ci
-from entangle.probes import fit_probes, kind_labels
+from entangle.analysis.probing import fit_probes, kind_labels
+from entangle.analysis.stats import frame_bootstrap_indices, percentile_ci
+from entangle.engine.capture import capture, choose_style
 from entangle.stimuli import load_stimuli
 
 pytestmark = pytest.mark.model

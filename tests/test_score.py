@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from entangle.capture import capture
-from entangle.directions import Direction, direction_meta, save_direction, load_direction
+from entangle.directions import (
+    Direction,
+    direction_meta,
+    load_direction,
+    save_direction,
+)
+from entangle.engine.capture import capture
 from entangle.interventions import random_unit_directions
 from entangle.prompts import templates
 from entangle.score import TextsError, read_texts, score_texts

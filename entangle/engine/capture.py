@@ -24,13 +24,25 @@ from jaxtyping import Int
 from tqdm.auto import tqdm
 
 from entangle import __version__
+from entangle.engine.cache import DEFAULT_CACHE, CacheEntry, cache_key
+from entangle.files import atomic_write
 from entangle.hookpoints import all_layers, resid_hook
 from entangle.models import LoadedModel
-from entangle.prompts import Prompt, Template, answer_token_ids, build_prompts, likert_digit_ids
+from entangle.prompts import (
+    Prompt,
+    Template,
+    answer_token_ids,
+    build_prompts,
+    likert_digit_ids,
+)
 from entangle.prompts import templates as builtin_templates
-from entangle.readouts import cloze_log_odds, likert_expectation, span_logprob, standardised_separation
+from entangle.readouts import (
+    cloze_log_odds,
+    likert_expectation,
+    span_logprob,
+    standardised_separation,
+)
 from entangle.stimuli import KINDS, StimulusSet
-from entangle.store import DEFAULT_CACHE, CacheEntry, atomic_save, cache_key
 
 POSITIONS = ("last", "judged_mean")
 
@@ -272,7 +284,7 @@ def capture(
     batches = make_batches(runner.lengths(), batch_size)
     work = entry.work_dir()
     table = prompt_table(prompts, runner)
-    atomic_save(work / "prompts.csv", lambda p: table.to_csv(p, index=False))
+    atomic_write(work / "prompts.csv", lambda p: table.to_csv(p, index=False))
     n, width = len(prompts), info.n_layers + 1
     arrays = {p: entry.open_array(f"acts_{p}", (n, width, info.d_model), work) for p in positions}
     values = entry.open_array("readouts", (n, 3), work)

@@ -22,29 +22,41 @@ import pandas as pd
 import torch
 
 from entangle import __version__
-from entangle.capture import ActivationSet, capture, choose_style, measure, readout_table
-from entangle.directions import Direction, direction_meta, save_direction
-from entangle.interventions import ablate, fit_leace, leace, random_unit_directions
-from entangle.metrics import (
-    EIResult,
-    behavioural_ei,
-    cosine_by_layer,
-    empirical_p_value,
-    excess_ei,
-    leakage,
-    percentile_ci,
-    repair,
+from entangle.analysis.entanglement import EIResult, behavioural_ei, excess_ei, repair
+from entangle.analysis.geometry import cosine_by_layer, leakage
+from entangle.analysis.norms import design_norm, human_ei, load_ratings
+from entangle.analysis.probing import (
+    ProbeResult,
+    cross_decoding,
+    fit_probes,
+    kind_labels,
 )
+from entangle.analysis.stats import empirical_p_value, percentile_ci
+from entangle.directions import Direction, direction_meta, save_direction
+from entangle.engine.cache import DEFAULT_CACHE
+from entangle.engine.capture import (
+    ActivationSet,
+    capture,
+    choose_style,
+    measure,
+    readout_table,
+)
+from entangle.files import atomic_write, atomic_write_json
+from entangle.interventions import ablate, fit_leace, leace, random_unit_directions
 from entangle.models import LoadedModel, load_model
-from entangle.norms import design_norm, human_ei, load_ratings
-from entangle.probes import ProbeResult, cross_decoding, fit_probes, kind_labels
-from entangle.prompts import TEXT_TEMPLATE, Template, build_prompts, templates, text_prompts
+from entangle.prompts import (
+    TEXT_TEMPLATE,
+    Template,
+    build_prompts,
+    templates,
+    text_prompts,
+)
+from entangle.schema import DATA_DIR
 from entangle.stimuli import KINDS, StimulusSet, load_stimuli
-from entangle.store import DEFAULT_CACHE, atomic_save, atomic_write_json
 
 LAYER_RULES = ("best", "band", "all")
 TARGETS = ("grammatical", "economic")  # kinds the moral factor should not move
-NEUTRAL_TEXTS = Path(__file__).resolve().parents[1] / "data" / "neutral" / "neutral_texts.txt"
+NEUTRAL_TEXTS = DATA_DIR / "neutral" / "neutral_texts.txt"
 log = logging.getLogger("entangle")
 
 
@@ -108,7 +120,7 @@ def _logging_to(path: Path) -> Iterator[None]:
 
 
 def _save_csv(df: pd.DataFrame, path: Path) -> None:
-    atomic_save(path, lambda p: df.to_csv(p, index=False))
+    atomic_write(path, lambda p: df.to_csv(p, index=False))
 
 
 class Experiment:

@@ -20,18 +20,16 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from entangle.metrics import (
-    GOOD_BAD,
-    KINDS,
-    RESAMPLING_UNIT,
-    _records,
+from entangle.analysis.entanglement import _records
+from entangle.analysis.geometry import project
+from entangle.analysis.stats import (
     boot_auc,
     draw_counts,
     frame_bootstrap_indices,
     frame_levels,
     percentile_ci,
-    project,
 )
+from entangle.schema import GOOD_BAD, KINDS, RESAMPLING_UNIT
 from entangle.stimuli import frame_folds
 
 Method = Literal["logistic", "diff_means"]

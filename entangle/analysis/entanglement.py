@@ -1,122 +1,25 @@
-"""Entanglement metrics (DESIGN.md §5-6) with frames as the unit of every resampling.
-
-Behavioural: the entanglement index EI(f→K) = b_f / |b_K| from an OLS of the z-scored readout r_K on the
-three factors (cluster-robust SE by frame), with a frame bootstrap whose draws are reproducible from `seed`
-(`frame_bootstrap_indices`) so that two EI computations (before/after an ablation, model/human) can be
-compared draw by draw. Representational: cosines between kind directions and the leakage of a factor into
-a kind's direction, per layer.
-"""
+"""Behavioural entanglement (DESIGN.md §5): EI(f→K) = b_f / |b_K| with a frame bootstrap, excess over a norm, repair."""
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from jaxtyping import Float, Int
-from numpy.typing import ArrayLike
 from scipy.stats import norm
 
-from entangle.stimuli import FACTOR_LEVELS, KINDS
-
-FACTORS: tuple[str, ...] = ("moral", "economic", "grammatical")
-"""Factor columns (EI rows); a kind's own factor is the column of the same name (moral→m, economic→e, grammatical→g)."""
-
-GOOD_BAD: dict[str, tuple[int, int]] = {f: (max(v), min(v)) for f, v in FACTOR_LEVELS.items()}
-"""(good level, bad level) of each factor: m 1/−1, e 1/−1, g 1/0."""
-
-RESAMPLING_UNIT = "frame"
-CI_LEVEL = 0.95
+from entangle.analysis.stats import (
+    draw_counts,
+    frame_bootstrap_indices,
+    frame_levels,
+    percentile_ci,
+)
+from entangle.schema import CI_LEVEL, FACTORS, KINDS, RESAMPLING_UNIT
 
 _READOUT_COLUMNS = ("item_id", "frame", "moral", "economic", "grammatical", "kind", "value")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# frame bootstrap plumbing
-# ----------------------------------------------------------------------------------------------------------
-
-
-def frame_levels(frames: ArrayLike) -> np.ndarray:
-    """The sorted distinct frames: the index space of `frame_bootstrap_indices`."""
-    return np.unique(np.asarray(frames))
-
-
-def frame_bootstrap_indices(frames: ArrayLike, n_boot: int, seed: int = 0) -> Int[np.ndarray, "boot n_frames"]:
-    """Frame resamples (with replacement) as indices into `frame_levels(frames)`; same frames + seed → same draws."""
-    n_frames = len(frame_levels(frames))
-    if n_frames < 2:
-        raise ValueError(f"a frame bootstrap needs >= 2 frames, got {n_frames}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    return np.random.default_rng(seed).integers(0, n_frames, size=(n_boot, n_frames))
-
-
-def draw_counts(draws: Int[np.ndarray, "boot n_frames"], n_frames: int) -> Float[np.ndarray, "boot n_frames"]:
-    """How often each frame appears in each resample (a resample of frames = integer weights on frames)."""
-    n_boot = draws.shape[0]
-    flat = (draws + n_frames * np.arange(n_boot)[:, None]).ravel()
-    return np.bincount(flat, minlength=n_boot * n_frames).reshape(n_boot, n_frames).astype(np.float64)
-
-
-def percentile_ci(draws: ArrayLike, level: float = CI_LEVEL, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap interval, ignoring draws that came out undefined (NaN)."""
-    a = np.asarray(draws, dtype=np.float64)
-    alpha = (1.0 - level) / 2.0
-    with warnings.catch_warnings():  # all-NaN slices (undefined draws) give NaN bounds, not a warning
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo = np.nanquantile(a, alpha, axis=axis)
-        hi = np.nanquantile(a, 1.0 - alpha, axis=axis)
-    return lo, hi
-
-
-def boot_auc(
-    scores: Float[np.ndarray, " n"],
-    y: Int[np.ndarray, " n"],
-    frame_codes: Int[np.ndarray, " n"],
-    counts: Float[np.ndarray, "boot n_frames"],
-) -> Float[np.ndarray, " boot"]:
-    """ROC-AUC (y > 0 positive) of `scores` on each frame resample, as weighted Mann-Whitney: no refitting, no loops."""
-    scores = np.asarray(scores, dtype=np.float64)
-    pos = np.asarray(y) > 0
-    order = np.argsort(scores, kind="mergesort")
-    s, pos, fc = scores[order], pos[order], np.asarray(frame_codes)[order]
-    w = counts[:, fc]  # [boot, n]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # tied scores share half credit
-    p = np.add.reduceat(w * pos, starts, axis=1)
-    q = np.add.reduceat(w * ~pos, starts, axis=1)
-    below = np.cumsum(q, axis=1) - q
-    num = (p * (below + 0.5 * q)).sum(axis=1)
-    den = p.sum(axis=1) * q.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, np.nan)
-
-
-def auc(scores: ArrayLike, y: ArrayLike) -> float:
-    """ROC-AUC with y > 0 as the positive class (ties count one half)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    return float(boot_auc(scores, np.asarray(y), np.zeros(len(scores), dtype=int), np.ones((1, 1)))[0])
-
-
-def empirical_p_value(
-    observed: float, null: ArrayLike, alternative: Literal["greater", "less", "two-sided"] = "greater"
-) -> float:
-    """Permutation-style p-value (1 + #{null at least as extreme}) / (1 + n): never 0, exact under exchangeability."""
-    null = np.asarray(null, dtype=np.float64).ravel()
-    null = null[np.isfinite(null)]
-    if alternative == "greater":
-        k = np.sum(null >= observed)
-    elif alternative == "less":
-        k = np.sum(null <= observed)
-    elif alternative == "two-sided":
-        k = np.sum(np.abs(null) >= abs(observed))
-    else:
-        raise ValueError(f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}")
-    return float((1 + k) / (1 + len(null)))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -528,141 +431,3 @@ def repair(
             }
         )
     return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# representational metrics
-# ----------------------------------------------------------------------------------------------------------
-
-
-def _unit_rows(d: np.ndarray) -> np.ndarray:
-    d = np.asarray(d, dtype=np.float64)
-    norm = np.linalg.norm(d, axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return d / norm
-
-
-def cosine_by_layer(
-    directions: Mapping[str, Float[np.ndarray, "layer d"]], *, layers: Sequence[int] | None = None
-) -> pd.DataFrame:
-    """Cosine between every pair of kind directions at each layer: do the kinds share a direction?"""
-    names = list(directions)
-    arrs = {k: _unit_rows(directions[k]) for k in names}
-    n_layers = {a.shape[0] for a in arrs.values()}
-    if len(n_layers) != 1:
-        raise ValueError(f"directions have different numbers of layers: { {k: a.shape for k, a in arrs.items()} }")
-    n = n_layers.pop()
-    layers = list(range(n)) if layers is None else list(layers)
-    if len(layers) != n:
-        raise ValueError(f"{len(layers)} layer numbers for {n} direction rows")
-    rows = []
-    for a, b in combinations(names, 2):
-        cos = np.sum(arrs[a] * arrs[b], axis=1)
-        for li, layer in enumerate(layers):
-            rows.append({"layer": int(layer), "kind_a": a, "kind_b": b, "cosine": float(cos[li])})
-    return pd.DataFrame(rows, columns=["layer", "kind_a", "kind_b", "cosine"])
-
-
-def project(
-    acts: Float[np.ndarray, "n layer d"],
-    directions: Float[np.ndarray, "n_sel d"],
-    layers: Sequence[int],
-    rows: np.ndarray | None = None,
-) -> Float[np.ndarray, "n n_sel"]:
-    """Projections x·d per selected layer, reading one layer at a time (memmap-friendly)."""
-    d = np.asarray(directions, dtype=np.float64)
-    n = acts.shape[0] if rows is None else len(rows)
-    out = np.empty((n, len(layers)), dtype=np.float64)
-    for li, layer in enumerate(layers):
-        x = acts[:, layer, :] if rows is None else acts[rows, layer, :]
-        out[:, li] = np.asarray(x, dtype=np.float64) @ d[li]
-    return out
-
-
-def leakage(
-    acts: Float[np.ndarray, "n layer d"],
-    factors: pd.DataFrame,
-    directions: Mapping[str, Float[np.ndarray, "n_sel d"]],
-    to_kind: str,
-    *,
-    from_factor: str = "moral",
-    n_boot: int = 1000,
-    seed: int = 0,
-    layers: Sequence[int] | None = None,
-) -> pd.DataFrame:
-    """L(f→K, ℓ): projection gap onto d_K between f-good and f-bad items (K's factor fixed) / gap K's own factor makes.
-
-    Numerator: within each level of K's own factor, mean projection of f-good minus f-bad items, averaged over
-    those levels. Denominator: within each level of f, mean projection of K-good minus K-bad items, averaged
-    over f's levels. `acts` are the activations of K's own judgement prompts, rows aligned with `factors`.
-    """
-    if to_kind not in KINDS or from_factor not in FACTORS:
-        raise ValueError(f"unknown kind {to_kind!r} or factor {from_factor!r}")
-    if from_factor == to_kind:
-        raise ValueError("leakage of a kind's own factor into its own direction is 1 by definition")
-    missing = [c for c in (from_factor, to_kind, "frame") if c not in factors.columns]
-    if missing:
-        raise ValueError(f"factors table lacks column(s) {missing}")
-    if len(factors) != acts.shape[0]:
-        raise ValueError(f"{len(factors)} factor rows for {acts.shape[0]} activation rows")
-    dk = np.asarray(directions[to_kind])
-    layers = list(range(dk.shape[0])) if layers is None else list(layers)
-    if len(layers) != dk.shape[0]:
-        raise ValueError(f"{len(layers)} layer numbers for {dk.shape[0]} direction rows")
-    proj = project(acts, _unit_rows(dk), layers)  # [n, L]
-
-    levels = frame_levels(factors["frame"].to_numpy())
-    fc = np.searchsorted(levels, factors["frame"].to_numpy())
-    nfr = len(levels)
-    src = factors[from_factor].to_numpy()
-    own = factors[to_kind].to_numpy()
-    sg, sb = GOOD_BAD[from_factor]
-    og, ob = GOOD_BAD[to_kind]
-
-    def cell_sums(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-frame sums of projections [n_frames, L] and counts [n_frames] over rows in mask."""
-        s = np.zeros((nfr, proj.shape[1]))
-        np.add.at(s, fc[mask], proj[mask])
-        return s, np.bincount(fc[mask], minlength=nfr).astype(np.float64)
-
-    def contrast(split_vals, split_levels, hi_mask, lo_mask, w):
-        """Mean over split levels of (mean proj hi − mean proj lo), for frame weights w [B, n_frames]."""
-        diffs = []
-        for lv in split_levels:
-            at = split_vals == lv
-            sh, ch = cell_sums(at & hi_mask)
-            sl, cl = cell_sums(at & lo_mask)
-            if ch.sum() == 0 or cl.sum() == 0:
-                continue
-            with np.errstate(invalid="ignore", divide="ignore"):
-                diffs.append((w @ sh) / (w @ ch)[:, None] - (w @ sl) / (w @ cl)[:, None])
-        if not diffs:
-            raise ValueError("no level has both good and bad items: leakage is undefined")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(np.stack(diffs), axis=0)
-
-    own_levels = np.unique(own)
-    src_levels = np.unique(src)
-    ones = np.ones((1, nfr))
-    w = np.vstack([ones, draw_counts(frame_bootstrap_indices(levels, n_boot, seed), nfr)])
-    num = contrast(own, own_levels, src == sg, src == sb, w)  # [1+B, L]
-    den = contrast(src, src_levels, own == og, own == ob, w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = num / den
-    lo, hi = percentile_ci(ratio[1:])
-    return pd.DataFrame(
-        {
-            "layer": layers,
-            "from_factor": from_factor,
-            "to_kind": to_kind,
-            "leakage": ratio[0],
-            "ci_low": lo,
-            "ci_high": hi,
-            "numerator": num[0],
-            "denominator": den[0],
-            "n_items": len(factors),
-            "n_frames": nfr,
-            "resampling_unit": RESAMPLING_UNIT,
-        }
-    )

@@ -17,60 +17,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from entangle.files import atomic_write_json, clean_json
+
 CACHE_FORMAT = 1
 DEFAULT_CACHE = Path(os.environ.get("ENTANGLE_CACHE", ".entangle_cache"))
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write via `write(tmp)` to a temp file beside `path`, then rename over it: readers see old or new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Atomically write a text file."""
-    return _atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    """Atomically write JSON (indented, keys in insertion order, NaN-free where possible)."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def atomic_save(path: str | Path, save: Callable[[Path], None]) -> Path:
-    """Atomically write a file with any writer taking a path (e.g. `df.to_csv`, `np.save`)."""
-    return _atomic(Path(path), save)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def cache_key(parts: dict[str, Any]) -> str:
     """A short stable hash of everything a capture depends on."""
-    blob = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True, default=_json_default)
+    blob = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True, default=clean_json)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

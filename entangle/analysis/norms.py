@@ -16,13 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from entangle.metrics import (
-    FACTORS,
-    KINDS,
-    RESAMPLING_UNIT,
-    EIResult,
-    behavioural_ei,
-)
+from entangle.analysis.entanglement import EIResult, behavioural_ei
+from entangle.schema import FACTORS, KINDS, RESAMPLING_UNIT
 
 RATING_COLUMNS = ("item_id", "kind", "rating")
 OPTIONAL_COLUMNS = ("rater_id",)

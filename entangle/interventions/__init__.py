@@ -1,0 +1,13 @@
+"""Interventions on the residual stream: hooks (ablate, steer, LEACE) and weight orthogonalisation."""
+
+from entangle.interventions.hooks import (
+    ablate,
+    fit_leace,
+    leace,
+    random_unit_directions,
+    residual_scale,
+    steer,
+)
+from entangle.interventions.weights import orthogonalize_weights
+
+__all__ = ["ablate", "fit_leace", "leace", "orthogonalize_weights", "random_unit_directions", "residual_scale", "steer"]

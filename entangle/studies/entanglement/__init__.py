@@ -1,0 +1,1 @@
+"""The entanglement study: capture -> probes -> EI vs norms -> ablation of the moral direction."""
