@@ -1,4 +1,4 @@
-"""The `entangle` command line: models, capture, probe, export, score, run, report, compare."""
+"""Core commands: models, capture, probe, export, score, run, report, compare."""
 
 from __future__ import annotations
 
@@ -6,27 +6,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from entangle.cli.app import (
+    CacheOpt,
+    DeviceOpt,
+    DtypeOpt,
+    FramesOpt,
+    ModelOpt,
+    StimuliOpt,
+    _fail,
+    app,
+    console,
+)
 from entangle.models import quiet_libraries
-
-app = typer.Typer(help="entangle: does a language model keep moral, grammatical and economic good apart?",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
-
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="registry name, local HF directory or HF hub id")]
-StimuliOpt = Annotated[Path | None, typer.Option(help="stimulus JSONL/CSV (default: the shipped factorial set)")]
-FramesOpt = Annotated[int | None, typer.Option(help="use only the first N frames (quick runs)")]
-CacheOpt = Annotated[Path, typer.Option(help="activation cache folder")]
-DeviceOpt = Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda")]
-DtypeOpt = Annotated[str, typer.Option(help="float32 (default) or bfloat16")]
-
-
-def _fail(exc: Exception) -> None:
-    console.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(2)
 
 
 @app.command()
