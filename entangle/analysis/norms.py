@@ -1,8 +1,10 @@
 """Human-norm baselines for excess entanglement (DESIGN.md §5).
 
 Two sources: the design norm (EI_human = 0 off the diagonal, used where no ratings exist; reports must say
-so) and human ratings of the same items from a CSV (`item_id,kind,rating[,rater_id]`), turned into an EI
-exactly like the model's behavioural readouts, with raters resampled alongside frames when known.
+so) and human ratings of the same items: a CSV (`item_id,kind,rating[,rater_id]`) or the export of
+`entangle survey` (with attention checks and response times). `load_norms` reads either, applies the exclusion
+rules and measures reliability; `human_ei` turns the ratings into an EI exactly like the model's behavioural
+readouts, with raters resampled alongside frames when known.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +20,22 @@ import numpy as np
 import pandas as pd
 
 from entangle.analysis.entanglement import EIResult, behavioural_ei
+from entangle.files import InputError
 from entangle.schema import FACTORS, KINDS, RESAMPLING_UNIT
+from entangle.survey.quality import Exclusions, ExclusionRules, Reliability, apply_exclusions, reliability
 
 RATING_COLUMNS = ("item_id", "kind", "rating")
-OPTIONAL_COLUMNS = ("rater_id",)
+OPTIONAL_COLUMNS = ("rater_id", "trial", "expected_min", "expected_max", "rt_ms", "simulated")
+"""`entangle survey export` writes all of these; a plain `item_id,kind,rating[,rater_id]` file is read as items."""
+TRIALS = ("item", "catch", "instructed")
+SCALE = (1, 7)
 
 
-class NormsError(ValueError):
+class NormsError(InputError):
     """A ratings file is malformed; the message names file:line: field."""
 
-    def __init__(self, path: str | Path, line: int, field: str, msg: str):
-        self.path, self.line, self.field = str(path), line, field
-        super().__init__(f"{path}:{line}: field {field!r}: {msg}")
+    def __init__(self, path: str | Path, line: int | None, field: str, msg: str):
+        super().__init__(path, line, field, msg)
 
 
 def _stimuli_frame(stimuli: Any) -> pd.DataFrame:
@@ -83,8 +90,12 @@ def design_norm(stimuli: pd.DataFrame | Iterable[Any]) -> EIResult:
     )
 
 
-def load_ratings(path: str | Path, stimuli_df: pd.DataFrame | Iterable[Any]) -> pd.DataFrame:
-    """Read and validate a human-ratings CSV (item_id,kind,rating[,rater_id]); errors name file:line: field."""
+def read_ratings_file(path: str | Path, stimuli_df: pd.DataFrame | Iterable[Any]) -> pd.DataFrame:
+    """Every row of a ratings file or survey export, validated (items and attention checks, 1..7 scale).
+
+    Columns: item_id, kind, rating, rater_id, trial, expected_min, expected_max, rt_ms, line; `attrs` carries the
+    source name and whether the file says it is simulated. Errors name file:line: field.
+    """
     path = Path(path)
     stim = _stimuli_frame(stimuli_df)
     known = set(stim["item_id"].astype(str))
@@ -105,7 +116,6 @@ def load_ratings(path: str | Path, stimuli_df: pd.DataFrame | Iterable[Any]) -> 
     if unknown_cols:
         raise NormsError(path, 1, unknown_cols[0], "unknown column")
     pos = {h: i for i, h in enumerate(header)}
-    has_rater = "rater_id" in pos
     rows = []
     for rec in reader:
         line = reader.line_num
@@ -113,33 +123,69 @@ def load_ratings(path: str | Path, stimuli_df: pd.DataFrame | Iterable[Any]) -> 
             continue
         if len(rec) != len(header):
             raise NormsError(path, line, "<row>", f"{len(rec)} fields, header has {len(header)}")
-        val = {h: rec[i].strip() for h, i in pos.items()}
-        for c in RATING_COLUMNS:
-            if not val[c]:
-                raise NormsError(path, line, c, "missing value")
-        if val["item_id"] not in known:
-            raise NormsError(path, line, "item_id", f"unknown item id {val['item_id']!r}")
-        if val["kind"] not in KINDS:
-            raise NormsError(path, line, "kind", f"unknown kind {val['kind']!r}; expected one of {list(KINDS)}")
-        try:
-            rating = float(val["rating"])
-        except ValueError:
-            raise NormsError(path, line, "rating", f"not a number: {val['rating']!r}") from None
-        if not np.isfinite(rating):
-            raise NormsError(path, line, "rating", f"not finite: {val['rating']!r}")
-        rows.append(
-            {
-                "item_id": val["item_id"],
-                "kind": val["kind"],
-                "rating": rating,
-                "rater_id": (val["rater_id"] or None) if has_rater else None,
-                "line": line,
-            }
-        )
+        rows.append(_parse_row(path, line, {h: rec[i].strip() for h, i in pos.items()}, known))
     if not rows:
         raise NormsError(path, 2, "<rows>", "no ratings after the header")
-    out = pd.DataFrame(rows, columns=["item_id", "kind", "rating", "rater_id", "line"])
+    out = pd.DataFrame(rows, columns=["item_id", "kind", "rating", "rater_id", "trial", "expected_min",
+                                      "expected_max", "rt_ms", "line", "simulated"])
+    if "rater_id" in pos and out["rater_id"].isna().any() and out["rater_id"].notna().any():
+        line = int(out.loc[out["rater_id"].isna(), "line"].iloc[0])
+        raise NormsError(path, line, "rater_id", "missing value (give rater_id on every row or on none)")
     out.attrs["source"] = f"ratings:{path.name}"
+    out.attrs["simulated"] = bool(out.pop("simulated").any())
+    return out
+
+
+def _parse_row(path: Path, line: int, val: dict[str, str], known: set[str]) -> dict[str, Any]:
+    """One validated row of a ratings file."""
+    for c in RATING_COLUMNS:
+        if not val[c]:
+            raise NormsError(path, line, c, "missing value")
+    trial = val.get("trial") or "item"
+    if trial not in TRIALS:
+        raise NormsError(path, line, "trial", f"unknown trial type {trial!r}; expected one of {list(TRIALS)}")
+    if trial == "item" and val["item_id"] not in known:
+        raise NormsError(path, line, "item_id", f"unknown item id {val['item_id']!r}")
+    if val["kind"] not in KINDS:
+        raise NormsError(path, line, "kind", f"unknown kind {val['kind']!r}; expected one of {list(KINDS)}")
+    rating = _number(path, line, "rating", val["rating"])
+    if not SCALE[0] <= rating <= SCALE[1]:
+        raise NormsError(path, line, "rating", f"{val['rating']} is outside the {SCALE[0]}-{SCALE[1]} scale")
+    expected = [None, None]
+    if trial != "item":
+        for j, c in enumerate(("expected_min", "expected_max")):
+            if not val.get(c):
+                raise NormsError(path, line, c, f"missing value (a {trial} check needs its expected range)")
+            expected[j] = _number(path, line, c, val[c])
+            if not SCALE[0] <= expected[j] <= SCALE[1]:
+                raise NormsError(path, line, c, f"{val[c]} is outside the {SCALE[0]}-{SCALE[1]} scale")
+        if expected[0] > expected[1]:
+            raise NormsError(path, line, "expected_max", "smaller than expected_min")
+    rt = _number(path, line, "rt_ms", val["rt_ms"]) if val.get("rt_ms") else None
+    if rt is not None and rt < 0:
+        raise NormsError(path, line, "rt_ms", f"negative response time {val['rt_ms']}")
+    if val.get("simulated") not in (None, "", "yes"):
+        raise NormsError(path, line, "simulated", f"expected 'yes' or empty, got {val['simulated']!r}")
+    return {"item_id": val["item_id"], "kind": val["kind"], "rating": rating, "rater_id": val.get("rater_id") or None,
+            "trial": trial, "expected_min": expected[0], "expected_max": expected[1], "rt_ms": rt, "line": line,
+            "simulated": val.get("simulated") == "yes"}
+
+
+def _number(path: Path, line: int, field: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise NormsError(path, line, field, f"not a number: {text!r}") from None
+    if not np.isfinite(value):
+        raise NormsError(path, line, field, f"not finite: {text!r}")
+    return value
+
+
+def load_ratings(path: str | Path, stimuli_df: pd.DataFrame | Iterable[Any]) -> pd.DataFrame:
+    """The item ratings of a ratings CSV or survey export (item_id, kind, rating, rater_id, line), no exclusions."""
+    rows = read_ratings_file(path, stimuli_df)
+    out = rows.loc[rows["trial"] == "item", ["item_id", "kind", "rating", "rater_id", "line"]].reset_index(drop=True)
+    out.attrs.update(rows.attrs)
     return out
 
 
@@ -183,6 +229,64 @@ def human_ei(
         df, n_boot=n_boot, seed=seed, control_tokens=control_tokens, source=source, _rater_values=resampler
     )
     return res
+
+
+@dataclass(frozen=True, eq=False)
+class NormsImport:
+    """Human ratings ready for EI_human: item ratings after exclusions, what was excluded, reliability per kind."""
+
+    source: str
+    ratings: pd.DataFrame  # item_id, kind, rating, rater_id, line: the input of `human_ei`
+    exclusions: Exclusions
+    reliability: dict[str, Reliability]
+    simulated: bool
+
+    def to_metrics(self, ei: EIResult | None = None) -> dict[str, Any]:
+        """metrics.json key `norms`: who rated, how many, exclusions, alpha per kind (and EI_human cells if given)."""
+        r = self.ratings
+        out: dict[str, Any] = {
+            "source": self.source,
+            "simulated": self.simulated,
+            "participants": self.exclusions.n_participants,
+            "participants_kept": self.exclusions.n_participants_kept,
+            "ratings": len(r),
+            "per_kind": {k: {"raters": int(g["rater_id"].nunique()), "ratings": len(g),
+                             "items": int(g["item_id"].nunique()),
+                             "raters_per_item": float(g.groupby("item_id").size().mean())}
+                         for k, g in r.groupby("kind")},
+            "exclusions": self.exclusions.to_dict(),
+            "reliability": {k: asdict(v) for k, v in self.reliability.items()},
+        }
+        if ei is not None:
+            t = ei.table()
+            out["ei_human"] = {"resampling_unit": ei.resampling_unit, "n_boot": ei.n_boot, "cells": {
+                f"{c.from_factor}_to_{c.to_kind}": {"ei": c.ei, "ci_low": c.ci_low, "ci_high": c.ci_high}
+                for c in t.itertuples() if c.from_factor != c.to_kind}}
+        return out
+
+
+def _require_kinds(path: str | Path, ratings: pd.DataFrame, stage: str) -> None:
+    missing = [k for k in KINDS if k not in set(ratings["kind"])]
+    if missing:
+        raise NormsError(path, None, "kind", f"no item ratings of kind(s) {missing} {stage}; the norms need every "
+                                             f"kind ({', '.join(KINDS)}) rated")
+
+
+def load_norms(path: str | Path, stimuli: pd.DataFrame | Iterable[Any], rules: ExclusionRules = ExclusionRules(),
+               *, n_boot: int = 200, seed: int = 0) -> NormsImport:
+    """Read a ratings file or `entangle survey export`, apply the exclusion rules, measure reliability per kind.
+
+    The one entry point for `--norms`: pass `result.ratings` to `human_ei` and `result.to_metrics(ei)` to metrics.json.
+    Every kind must be rated (before and after exclusions); otherwise a NormsError says which is missing.
+    """
+    rows = read_ratings_file(path, stimuli)
+    _require_kinds(path, rows[rows["trial"] == "item"], "in the file")
+    kept, ex = apply_exclusions(rows, rules)
+    _require_kinds(path, kept, "after exclusions")
+    ratings = kept[["item_id", "kind", "rating", "rater_id", "line"]].reset_index(drop=True)
+    ratings.attrs.update(rows.attrs)
+    return NormsImport(source=rows.attrs["source"], ratings=ratings, exclusions=ex,
+                       reliability=reliability(kept, n_boot=n_boot, seed=seed), simulated=rows.attrs["simulated"])
 
 
 class _RaterResampler:
