@@ -2,5 +2,8 @@
 
 from entangle.cli import core  # noqa: F401  (registers the core commands)
 from entangle.cli.app import app
+from entangle.cli.survey import survey_app
+
+app.add_typer(survey_app, name="survey")
 
 __all__ = ["app"]

@@ -1,0 +1,111 @@
+"""`entangle survey`: serve the human rating study, export its data for `--norms`, simulate raters for demos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from entangle.cli.app import FramesOpt, StimuliOpt, _fail, console
+
+survey_app = typer.Typer(help="A human rating study of the stimuli: serve it, export it, or simulate it (demos).",
+                         no_args_is_help=True)
+
+DbOpt = Annotated[Path, typer.Option(help="the study's SQLite database (created on first start)")]
+RatersOpt = Annotated[int, typer.Option(help="raters wanted for each item and kind (N)")]
+ItemsOpt = Annotated[int, typer.Option(help="items per participant (K, at most one per frame)")]
+MaterialsOpt = Annotated[Path | None, typer.Option(help="study texts JSON (default: data/survey/materials.json)")]
+
+
+def _study_inputs(stimuli: Path | None, frames: int | None, materials: Path | None, raters: int, items: int):
+    from entangle.stimuli import load_stimuli  # noqa: PLC0415
+    from entangle.survey.design import StudyConfig  # noqa: PLC0415
+    from entangle.survey.materials import load_materials  # noqa: PLC0415
+
+    stim = load_stimuli(stimuli)
+    return (stim.subset(frames) if frames else stim), load_materials(materials), StudyConfig(raters, items)
+
+
+@survey_app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 exposes the study to the network")] = "127.0.0.1",
+    stimuli: StimuliOpt = None,
+    frames: FramesOpt = None,
+    raters_per_item: RatersOpt = 5,
+    items_per_participant: ItemsOpt = 40,
+    db: DbOpt = Path("survey.sqlite3"),
+    admin_token: Annotated[str | None, typer.Option(
+        help="token for /admin and the exports (default: $ENTANGLE_SURVEY_TOKEN, else a new random one)")] = None,
+    completion_url: Annotated[str | None, typer.Option(
+        help="where a finished participant is sent, e.g. Prolific's completion URL; {code} is replaced")] = None,
+    completion_code: Annotated[str | None, typer.Option(help="fixed when the study database is created")] = None,
+    materials: MaterialsOpt = None,
+) -> None:
+    """Serve the rating study: consent, instructions, practice, items with attention checks, completion code."""
+    from entangle.survey.server import open_study, serve as run_server  # noqa: PLC0415
+
+    try:
+        stim, mats, config = _study_inputs(stimuli, frames, materials, raters_per_item, items_per_participant)
+        settings = open_study(stim, mats, config, db, admin_token=admin_token or os.environ.get("ENTANGLE_SURVEY_TOKEN"),
+                              completion_code=completion_code, completion_url=completion_url)
+    except ValueError as exc:
+        _fail(exc)
+    base = f"http://{host}:{port}"
+    console.print(f"study: {len(stim)} items, {raters_per_item} raters per item and kind, {items_per_participant} "
+                  f"items per participant; database {escape(str(db))}")
+    console.print(f"participants: {base}/  (Prolific: {base}/?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
+                  "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}})")
+    console.print(f"admin: {base}/admin?token={escape(settings.admin_token)}")
+    console.print(f"completion code: {escape(settings.completion_code)}")
+    run_server(settings, host=host, port=port)
+
+
+@survey_app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="folder for ratings.csv (the --norms file) and trials.csv")],
+    db: DbOpt = Path("survey.sqlite3"),
+) -> None:
+    """Write ratings.csv (for `entangle run --norms`) and trials.csv (every answered trial) from a study database."""
+    from entangle.survey.export import write_exports  # noqa: PLC0415
+    from entangle.survey.store import Store  # noqa: PLC0415
+
+    if not db.is_file():
+        _fail(FileNotFoundError(f"{db}: no study database here"))
+    ratings, trials = write_exports(Store(db), out)
+    console.print(f"wrote {escape(str(ratings))} and {escape(str(trials))}")
+
+
+@survey_app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="folder for the simulated ratings.csv and trials.csv")],
+    stimuli: StimuliOpt = None,
+    frames: FramesOpt = None,
+    raters_per_item: RatersOpt = 3,
+    items_per_participant: ItemsOpt = 40,
+    leak: Annotated[float, typer.Option(help="planted effect of the moral act on the other kinds (scale points)")] = 0.3,
+    seed: int = 0,
+    db: Annotated[Path | None, typer.Option(help="keep the simulated database here (e.g. to try the admin page)")] = None,
+    materials: MaterialsOpt = None,
+) -> None:
+    """Simulated raters (tests and demos only, never data): every row of both files says simulated=yes."""
+    import tempfile  # noqa: PLC0415
+
+    from entangle.survey.export import write_exports  # noqa: PLC0415
+    from entangle.survey.simulate import RaterModel, simulate_study  # noqa: PLC0415
+
+    try:
+        stim, mats, config = _study_inputs(stimuli, frames, materials, raters_per_item, items_per_participant)
+        config.validate(stim)
+        if db is not None and db.exists():
+            raise ValueError(f"{db} exists; the simulator writes a new database only")
+        with tempfile.TemporaryDirectory() as tmp:
+            store = simulate_study(stim, mats, config, db or Path(tmp) / "simulated.sqlite3",
+                                   model=RaterModel(leak=leak), seed=seed)
+            ratings, trials = write_exports(store, out)
+    except ValueError as exc:
+        _fail(exc)
+    console.print(f"wrote SIMULATED ratings {escape(str(ratings))} and {escape(str(trials))} (not human data)")
