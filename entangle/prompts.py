@@ -72,9 +72,16 @@ class Prompt:
     moral: int
     economic: int
     grammatical: int
+    spans: tuple[tuple[str, int, int], ...] = ()  # (name, start, end) character spans in `text` (act, outcome, ...)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The prompt's fields without its text and spans (the per-prompt table stored beside activations)."""
+        d = asdict(self)
+        d.pop("spans")
+        return d
+
+    def span_dict(self) -> dict[str, tuple[int, int]]:
+        return {name: (start, end) for name, start, end in self.spans}
 
 
 def templates(style: str = "cloze", kinds: Sequence[str] = KINDS, per_kind: int | None = None) -> list[Template]:
@@ -102,11 +109,22 @@ def render(item: Item, template: Template, tokenizer: Any = None) -> Prompt:
                                              add_generation_prompt=True)
         offset = chat.index(body) + offset
         body = chat
+    spans = tuple((name, offset + s[0], offset + s[1]) for name in ITEM_SPANS
+                  if (s := _item_span(item, name)) is not None)
     return Prompt(
         item_id=item.id, frame=item.frame, kind=template.kind, template_id=template.id, style=template.style,
         text=body, judged_start=offset + item.judged_start, judged_end=offset + item.judged_end,
-        moral=item.moral, economic=item.economic, grammatical=item.grammatical,
+        moral=item.moral, economic=item.economic, grammatical=item.grammatical, spans=spans,
     )
+
+
+ITEM_SPANS = ("act", "outcome", "violation")
+"""Named character spans an item may carry (stimuli v2); prompts shift them into prompt coordinates."""
+
+
+def _item_span(item: Item, name: str) -> tuple[int, int] | None:
+    span = getattr(item, "span", None)
+    return span(name) if callable(span) else None
 
 
 def build_prompts(items: Iterable[Item], tmpls: Sequence[Template], tokenizer: Any = None) -> list[Prompt]:

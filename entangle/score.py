@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from entangle.directions import Direction, check_compatible
-from entangle.engine.capture import Runner, make_batches
+from entangle.engine.runner import Runner
+from entangle.engine.tokens import make_batches
 from entangle.models import LoadedModel
 from entangle.prompts import CLOZE_TEMPLATES, LIKERT_TEMPLATES, build_prompts
 from entangle.stimuli import KINDS, Item

@@ -7,8 +7,10 @@ import pytest
 import torch
 from conftest import n_hooks
 
-from entangle.engine import capture as capture_mod
-from entangle.engine.capture import Runner, capture, collate, encode, make_batches
+from entangle.engine import runner as runner_mod
+from entangle.engine.capture import capture
+from entangle.engine.runner import Runner
+from entangle.engine.tokens import collate, encode, make_batches
 from entangle.prompts import build_prompts, render, templates
 from entangle.stimuli import load_stimuli
 
@@ -26,7 +28,7 @@ def test_bos_prepended_once_and_never_doubled(tiny):
     assert with_bos.ids[0] == tok.bos_token_id and with_bos.ids[1:] == without.ids
     assert without.ids[0] != tok.bos_token_id
     # the HF tokenizer adds no BOS, TransformerBridge.to_tokens adds one: our single path matches to_tokens
-    assert with_bos.ids == tiny.bridge.to_tokens(text)[0].tolist()
+    assert list(with_bos.ids) == tiny.bridge.to_tokens(text)[0].tolist()
     # a chat-formatted prompt already starts with the BOS token: it is not added a second time
     chat = render(load_stimuli().items[0], templates("likert", ["moral"])[0], tok).text
     enc = encode(tok, chat, (0, 5), "prepend")
@@ -46,9 +48,7 @@ def test_judged_span_tokens_decode_to_the_judged_sentence(tiny, stim2):
 
 
 def test_collate_left_pads_with_mask_and_positions():
-    from entangle.engine.capture import Encoded
-
-    ids, mask, pos, pads = collate([Encoded([5, 6, 7], 0, 3), Encoded([8], 0, 1)], pad_id=0)
+    ids, mask, pos, pads = collate([(5, 6, 7), (8,)], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
     assert pos.tolist() == [[0, 1, 2], [0, 0, 0]]
@@ -88,7 +88,7 @@ def test_right_padding_would_read_padding(tiny, stim2):
     runner = Runner(tiny, prompts, tmpls)
     short = min(range(len(prompts)), key=lambda i: len(runner.encoded[i].ids))
     long_ = max(range(len(prompts)), key=lambda i: len(runner.encoded[i].ids))
-    a, b = runner.encoded[short].ids, runner.encoded[long_].ids
+    a, b = list(runner.encoded[short].ids), list(runner.encoded[long_].ids)
     assert len(a) < len(b)
     ids = torch.tensor([a + [runner.pad_id] * (len(b) - len(a)), b])
     with torch.no_grad():
@@ -106,7 +106,7 @@ def test_hooks_removed_when_a_run_raises(tiny, stim2, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("inside the run")
 
-    monkeypatch.setattr(capture_mod, "span_logprob", boom)
+    monkeypatch.setattr(runner_mod, "span_logprob", boom)
     with pytest.raises(RuntimeError, match="inside the run"):
         runner.run([0, 1])
     assert n_hooks(tiny.bridge) == before == 0
@@ -162,3 +162,28 @@ def test_activation_set_shapes_and_readout_table(tiny, stim2, tmp_path):
     lp = table[table.readout == "logprob"]
     assert len(lp) == len(stim2) and (lp.value < 0).all() and (lp.kind == "grammatical").all()
     assert set(acts.manifest["hook_points"][:2]) == {"embed.hook_out", "blocks.0.hook_out"}
+
+
+@pytest.mark.parametrize("model_name", ["tiny", "smollm"])
+def test_shared_prefix_equals_full_prompt(request, model_name, stim2):
+    """Prefix once + suffixes against its KV cache = whole prompts: activations and readouts, with and without an
+    all-layer ablation hook (which must act in both passes)."""
+    from entangle.engine.checks import shared_prefix_error
+    from entangle.engine.tokens import group_batches, shared_tokens
+
+    model = request.getfixturevalue(model_name)
+    tmpls = templates("cloze")
+    prompts = build_prompts(stim2.items[:4], tmpls)
+    runner = Runner(model, prompts, tmpls)
+    assert shared_tokens(runner.encoded) < 0.6 * sum(runner.lengths())  # the sentence is run once, not 9 times
+    idx = group_batches(runner.encoded, 18)[0]
+    res = shared_prefix_error(runner, idx, ["last", "judged_mean"])
+    assert res["passed"], res
+    assert res["ablation"]["acts_max_rel_error"] <= 1e-4 and res["plain"]["readout_max_abs_error"] <= 1e-4
+    # and the ablation did change the numbers (so the comparison under it is not vacuous)
+    from entangle.interventions import ablate, random_unit_directions
+    vec = torch.from_numpy(random_unit_directions(1, model.info.d_model, 0)[0]).float()
+    plain = runner.run(idx, ["last"])
+    with ablate(model.bridge, {layer: vec for layer in range(model.info.n_layers + 1)}):
+        hooked = runner.run(idx, ["last"])
+    assert np.abs(plain.acts["last"] - hooked.acts["last"]).max() > 1e-3

@@ -61,14 +61,21 @@ class CacheEntry:
                 return arr
         return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
 
+    def _progress(self) -> dict[str, Any]:
+        path = self.partial / "progress.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
     def done_batches(self) -> set[int]:
         """Batches already flushed in the partial folder."""
-        path = self.partial / "progress.json"
-        return set(json.loads(path.read_text())["done"]) if path.exists() else set()
+        return set(self._progress().get("done", []))
 
-    def mark_done(self, done: set[int]) -> None:
-        """Record flushed batches (atomic, so an interrupt leaves the previous record intact)."""
-        atomic_write_json(self.partial / "progress.json", {"done": sorted(done)})
+    def seconds_so_far(self) -> float:
+        """Compute time already spent on this entry by earlier (interrupted) segments."""
+        return float(self._progress().get("seconds", 0.0))
+
+    def mark_done(self, done: set[int], seconds: float = 0.0) -> None:
+        """Record flushed batches and the time spent so far (atomic: an interrupt keeps the previous record)."""
+        atomic_write_json(self.partial / "progress.json", {"done": sorted(done), "seconds": round(seconds, 3)})
 
     def finalise(self, manifest: dict[str, Any]) -> None:
         """Write the manifest and rename the partial folder into place."""

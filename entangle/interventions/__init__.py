@@ -10,4 +10,4 @@ from entangle.interventions.hooks import (
 )
 from entangle.interventions.weights import orthogonalize_weights
 
-__all__ = ["ablate", "fit_leace", "leace", "orthogonalize_weights", "random_unit_directions", "residual_scale", "steer"]
+__all__ = ["ablate", "add_vectors", "fit_leace", "leace", "orthogonalize_weights", "random_unit_directions", "residual_scale", "steer", "steering_vectors"]

@@ -25,12 +25,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ablate",
+    "add_vectors",
     "fit_leace",
     "leace",
     "orthogonalize_weights",
     "random_unit_directions",
     "residual_scale",
     "steer",
+    "steering_vectors",
 ]
 
 HookFn = Callable[[Tensor, Any], Tensor]
@@ -153,6 +155,48 @@ def ablate(
 
 
 @contextmanager
+def add_vectors(bridge: Any, vectors: dict[int, Float[Tensor, " d"]], *, positions: slice | None = None
+                ) -> Iterator[None]:
+    """Add a fixed vector to the residual stream at each given layer (`resid_hook(l)`), once per layer.
+
+    The vectors are used as given (no normalisation), so several steering directions can be combined with weights
+    (Σ ω_i α σ_l d_i) before they are added.
+    """
+    hooks: list[tuple[str, HookFn]] = []
+    for layer, v in sorted(vectors.items()):
+        _check_layer(bridge, layer)
+        vec = torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v).detach().to("cpu", torch.float64)
+        if vec.ndim != 1 or vec.shape[0] != int(bridge.cfg.d_model):
+            raise ValueError(f"vector at layer {layer} must be [d_model], got {tuple(vec.shape)}")
+        if not torch.isfinite(vec).all():
+            raise ValueError(f"vector at layer {layer} is not finite")
+
+        def add(x: Tensor, delta: Tensor = vec) -> Tensor:
+            return x + delta.to(device=x.device, dtype=x.dtype)
+
+        hooks.append((resid_hook(layer), _at_positions(add, positions)))
+    with _registered(bridge, hooks):
+        yield
+
+
+def steering_vectors(direction: dict[int, Float[Tensor, " d"]], alpha: float, sigma: dict[int, float]
+                     ) -> dict[int, Tensor]:
+    """α·σ_l·d/|d| per layer: the vectors `steer` adds (σ_l the typical residual norm at layer l)."""
+    out = {}
+    for layer, d in sorted(direction.items()):
+        if layer not in sigma:
+            raise KeyError(f"no sigma for layer {layer}; pass sigma[{layer}] (e.g. from residual_scale)")
+        v = torch.as_tensor(np.asarray(d) if not isinstance(d, Tensor) else d).detach().to("cpu", torch.float64)
+        if v.ndim != 1:
+            raise ValueError(f"steering direction at layer {layer} must be [d_model], got {tuple(v.shape)}")
+        norm = float(v.norm())
+        if not np.isfinite(norm) or norm == 0.0:
+            raise ValueError(f"steering direction at layer {layer} is zero or non-finite")
+        out[layer] = v / norm * (float(alpha) * float(sigma[layer]))
+    return out
+
+
+@contextmanager
 def steer(
     bridge: Any,
     direction: dict[int, Float[Tensor, " d"]],
@@ -166,24 +210,7 @@ def steer(
     σ_l is the typical residual norm at layer l (see `residual_scale`), so α means "a fraction of the usual
     norm" and is comparable across layers. Applied at `resid_hook(l)` only.
     """
-    hooks: list[tuple[str, HookFn]] = []
-    for layer, d in sorted(direction.items()):
-        _check_layer(bridge, layer)
-        if layer not in sigma:
-            raise KeyError(f"no sigma for layer {layer}; pass sigma[{layer}] (e.g. from residual_scale)")
-        v = torch.as_tensor(np.asarray(d) if not isinstance(d, Tensor) else d).detach().to("cpu", torch.float64)
-        if v.ndim != 1 or v.shape[0] != int(bridge.cfg.d_model):
-            raise ValueError(f"steering direction at layer {layer} must be [d_model], got {tuple(v.shape)}")
-        norm = float(v.norm())
-        if not np.isfinite(norm) or norm == 0.0:
-            raise ValueError(f"steering direction at layer {layer} is zero or non-finite")
-        delta = v / norm * (float(alpha) * float(sigma[layer]))
-
-        def add(x: Tensor, delta: Tensor = delta) -> Tensor:
-            return x + delta.to(device=x.device, dtype=x.dtype)
-
-        hooks.append((resid_hook(layer), _at_positions(add, positions)))
-    with _registered(bridge, hooks):
+    with add_vectors(bridge, steering_vectors(direction, alpha, sigma), positions=positions):
         yield
 
 
