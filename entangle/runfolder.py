@@ -14,8 +14,10 @@ unknown version is refused with a clear error instead of being half-read.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -24,6 +26,7 @@ from entangle.files import InputError, atomic_write, atomic_write_json, read_jso
 SCHEMA_VERSION = 2
 """Version of metrics.json's layout; 1 = entangle 0.1 (no `schema_version` key), 2 = the study-shaped layout."""
 KNOWN_VERSIONS = (SCHEMA_VERSION,)
+T = TypeVar("T")
 
 
 class RunFolderError(InputError):
@@ -57,8 +60,12 @@ class RunFolder:
         return atomic_write(self.path / f"{name}.csv", lambda p: df.to_csv(p, index=False))
 
     # ------------------------------------------------------------------ reading
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
+
     def exists(self) -> bool:
-        return (self.path / "metrics.json").is_file()
+        return self.metrics_path.is_file()
 
     def metrics(self) -> dict[str, Any]:
         """metrics.json, validated: strict JSON object of a known schema version, else RunFolderError."""
@@ -80,9 +87,18 @@ class RunFolder:
         return m
 
     def config(self) -> dict[str, Any]:
-        """config.json, or {} when absent."""
+        """config.json, or {} when absent; an unreadable one raises RunFolderError."""
         p = self.path / "config.json"
-        return read_json(p) if p.exists() else {}
+        if not p.exists():
+            return {}
+        try:
+            return read_json(p)
+        except InputError as exc:
+            raise RunFolderError(exc.path, exc.line, exc.field, exc.message) from None
+
+    def has(self, name: str) -> bool:
+        """Whether the folder holds `name` (a file or folder, relative to the run folder)."""
+        return (self.path / name).exists()
 
     def table(self, name: str) -> pd.DataFrame | None:
         """`<name>.csv` as a DataFrame, or None when absent or empty."""
@@ -93,3 +109,102 @@ class RunFolder:
             return pd.read_csv(p)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise RunFolderError(p, None, None, f"unreadable table: {exc}") from None
+
+    def tables(self) -> list[str]:
+        """Names of every table in the folder (`probes`, `svo/choices`, ...), sorted."""
+        return sorted(p.relative_to(self.path).with_suffix("").as_posix() for p in self.path.rglob("*.csv")
+                      if p.is_file())
+
+    def directions(self) -> list[str]:
+        """Files under `directions/`, relative to it, sorted."""
+        d = self.path / "directions"
+        return sorted(p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file()) if d.is_dir() else []
+
+    def log_tail(self, n: int = 40) -> list[str]:
+        """The last `n` lines of run.log ([] when absent)."""
+        p = self.path / "run.log"
+        return p.read_text(encoding="utf-8", errors="replace").splitlines()[-n:] if p.is_file() else []
+
+
+class Block:
+    """One JSON object of metrics.json read through typed getters, so a block is validated once, where it is read.
+
+    Absent keys and nulls read as None ("not measured"); a value of the wrong type raises RunFolderError naming
+    the file and the dotted field, e.g. `runs/x/metrics.json: field 'probe.moral.best_layer': expected an integer`.
+    """
+
+    def __init__(self, data: Mapping[str, Any], where: str = "", path: str | Path | None = None) -> None:
+        self.data, self.where, self.path = data, where, path
+
+    @classmethod
+    def of(cls, folder: RunFolder, metrics: Mapping[str, Any]) -> Block:
+        """The whole of `metrics` (as read from `folder`) as the root block."""
+        return cls(metrics, "", folder.metrics_path)
+
+    def field(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def error(self, key: str, expected: str) -> RunFolderError:
+        got = type(self.data.get(key)).__name__
+        return RunFolderError(self.path, None, self.field(key), f"expected {expected}, got {got}")
+
+    def raw(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def block(self, key: str) -> Block | None:
+        """The object under `key`, or None when absent or null."""
+        v = self.data.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, Mapping):
+            raise self.error(key, "an object")
+        return Block(v, self.field(key), self.path)
+
+    def blocks(self, keys: Iterable[str] | None = None) -> dict[str, Block]:
+        """The entries named in `keys` that are present (each must be an object), or, without `keys`, every
+        object-valued entry (other entries, e.g. `ablation.primary`, are left to their own getters)."""
+        if keys is not None:
+            return {k: b for k in keys if (b := self.block(k)) is not None}
+        return {k: Block(v, self.field(k), self.path) for k, v in self.data.items() if isinstance(v, Mapping)}
+
+    def _scalar(self, key: str, accepts: Callable[[Any], bool], expected: str) -> Any:
+        v = self.data.get(key)
+        if v is not None and not accepts(v):
+            raise self.error(key, expected)
+        return v
+
+    def number(self, key: str) -> float | None:
+        v = self._scalar(key, _is_number, "a number")
+        return None if v is None else float(v)
+
+    def integer(self, key: str) -> int | None:
+        return self._scalar(key, lambda x: _is_number(x, integer=True), "an integer")
+
+    def text(self, key: str) -> str | None:
+        return self._scalar(key, lambda x: isinstance(x, str), "a string")
+
+    def flag(self, key: str) -> bool | None:
+        return self._scalar(key, lambda x: isinstance(x, bool), "true or false")
+
+    def numbers(self, key: str, integers: bool = False) -> tuple[Any, ...] | None:
+        """A list of numbers (nulls allowed) or, with `integers`, of integers; None when absent."""
+        v = self._scalar(key, lambda xs: isinstance(xs, list) and all(
+            _is_number(x, integers) or (x is None and not integers) for x in xs),
+            "a list of integers" if integers else "a list of numbers")
+        if v is None:
+            return None
+        return tuple(v) if integers else tuple(None if x is None else float(x) for x in v)
+
+    def scalars(self, cls: type[T], **given: Any) -> T:
+        """An instance of the dataclass `cls`: fields in `given` as given, every other field read from this block
+        by its declared type (`float | None`, `int | None`, `str | None` or `bool | None`)."""
+        return cls(**given, **{f.name: _GETTERS[str(f.type)](self, f.name) for f in fields(cls)
+                               if f.name not in given})
+
+
+def _is_number(x: Any, integer: bool = False) -> bool:
+    return isinstance(x, int if integer else int | float) and not isinstance(x, bool)
+
+
+_GETTERS: dict[str, Callable[[Block, str], Any]] = {
+    "float | None": Block.number, "int | None": Block.integer, "str | None": Block.text, "bool | None": Block.flag}

@@ -1,4 +1,4 @@
-"""A small synthetic run folder (the layout `entangle run` writes; see docs/RUN_FOLDER.md) for report tests.
+"""A small synthetic run folder (the layout `entangle run` writes, through `RunFolder`; see docs/RUN_FOLDER.md).
 
 Plausible values, not a real model: 31 layers (0 = embedding output), 12 frames, a cloze judgement readout plus
 the sentence log-probability, six ablation methods, 20 random-direction controls. Two knobs plant the
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from entangle.runfolder import RunFolder
 
 KINDS = ("moral", "grammatical", "economic")
 FACTORS = ("moral", "economic", "grammatical")
@@ -258,13 +260,14 @@ def write_synthetic_run(
         "readouts.csv": readouts, "ei.csv": pd.DataFrame(erows), "excess.csv": pd.DataFrame(xsrows),
         "ablation.csv": ablation, "ablation_random.csv": random_df, "selectivity.csv": selectivity,
     }
+    folder = RunFolder(out)
     if "config.json" not in omit:
-        (out / "config.json").write_text(json.dumps(config, indent=2))
+        folder.write_config(config)
     if "metrics.json" not in omit:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        folder.write_metrics(metrics)
     for name, df in files.items():
         if name not in omit:
-            df.to_csv(out / name, index=False)
+            folder.write_table(name.removesuffix(".csv"), df)
     if "directions" not in omit:
         d = out / "directions"
         d.mkdir(exist_ok=True)

@@ -16,9 +16,9 @@ from entangle.report import (
     build_report,
     compare_runs,
     figures,
-    load_run,
     verdicts,
 )
+from entangle.runfolder import RunFolder, RunFolderError
 
 EXPECTED = [
     "readouts", "ei_matrix", "excess", "probe_accuracy", "cosine", "cross_decoding", "leakage", "ablation_cells",
@@ -65,8 +65,9 @@ def test_report_has_every_figure_once_and_plotly_inlined_once(run_yes, report_ye
     assert 'class="note missing"' not in html
     assert html.lstrip().startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert html.count("<html") == 1 and html.count("<body") == 1
-    for heading in ("Summary", "1. Methods", "2. Results", "3. Caveats", "4. Self-checks"):
+    for heading in ("Summary", "1. Methods", "2. Results", "3. Caveats", "4. Self-checks", "Appendix: run folder"):
         assert heading in html
+    assert 'id="study-entanglement"' in html
     assert "Quantised weights" in html and "Design norm" in html and "Small model" in html
     assert "moral_logistic.safetensors" in html  # directions are listed
 
@@ -116,19 +117,25 @@ def _metrics(excess_ci=(0.1, 0.3), repair=(0.5, 0.3, 0.7), p=0.01, norm="design"
 
 def test_verdict_rules_on_metrics_dicts():
     v = verdicts(_metrics(excess_ci=(-0.4, -0.1)))
-    assert v["entanglement"]["answer"] == "yes" and "below the norm" in v["entanglement"]["text"]
-    assert v["entanglement"]["readout"] == "likert"
+    assert v["entanglement"].answer == "yes" and "below the norm" in v["entanglement"].text
+    assert v["entanglement"].facts["readout"] == "likert"
     v = verdicts(_metrics(norm="ratings:example_ratings.csv"))
-    assert v["entanglement"]["design_norm"] is False and "human ratings (example_ratings.csv)" in v["entanglement"]["text"]
-    assert verdicts(_metrics(p=0.3))["repair"]["answer"] == "not beyond random"
-    assert verdicts(_metrics(p=None))["repair"]["answer"] == "not beyond random"
-    assert verdicts(_metrics(repair=(0.1, -0.2, 0.4), p=0.01))["repair"]["answer"] == "no evidence"
-    assert verdicts(_metrics(repair=(-0.5, -0.8, -0.2), p=0.9))["repair"]["answer"] == "no"
-    assert verdicts(_metrics(sel=(0.2, 0.8, 0.95)))["cost"]["answer"] == "moderate"
-    assert verdicts(_metrics(sel=(0.2, 0.4, 0.95)))["cost"]["answer"] == "large"
-    assert verdicts(_metrics(loss=0.5))["cost"]["answer"] == "large"
+    assert v["entanglement"].facts["design_norm"] is False
+    assert "human ratings (example_ratings.csv)" in v["entanglement"].text
+    assert verdicts(_metrics(p=0.3))["repair"].answer == "not beyond random"
+    assert verdicts(_metrics(p=None))["repair"].answer == "not beyond random"
+    assert verdicts(_metrics(repair=(0.1, -0.2, 0.4), p=0.01))["repair"].answer == "no evidence"
+    assert verdicts(_metrics(repair=(-0.5, -0.8, -0.2), p=0.9))["repair"].answer == "no"
+    assert verdicts(_metrics(sel=(0.2, 0.8, 0.95)))["cost"].answer == "moderate"
+    assert verdicts(_metrics(sel=(0.2, 0.4, 0.95)))["cost"].answer == "large"
+    assert verdicts(_metrics(loss=0.5))["cost"].answer == "large"
     empty = verdicts({})
-    assert {x["answer"] for x in empty.values()} == {"not measured"}
+    assert {x.answer for x in empty.values()} == {"not measured"}
+
+
+def test_verdicts_of_a_folder(run_yes):
+    assert {k: v.answer for k, v in verdicts(run_yes).items()} == {
+        "entanglement": "yes", "repair": "yes", "cost": "small"}
 
 
 def test_missing_optional_files_leave_notes(tmp_path):
@@ -148,16 +155,30 @@ def test_missing_optional_files_leave_notes(tmp_path):
 
 def test_metrics_json_is_required(tmp_path):
     run = write_synthetic_run(tmp_path / "run", omit=["metrics.json"])
-    with pytest.raises(FileNotFoundError, match="metrics.json"):
+    with pytest.raises(RunFolderError, match="metrics.json"):
         build_report(run)
+    assert not (run / "report.html").exists()
 
 
-def test_report_tolerates_malformed_metrics(tmp_path):
+def test_missing_blocks_are_not_measured_each_on_its_own(tmp_path):
     run = write_synthetic_run(tmp_path / "run")
-    (run / "metrics.json").write_text('{"readout": {"style": "cloze"}, "ablation": {"primary": "moral_all"}}')
+    RunFolder(run).write_metrics({"readout": {"style": "cloze"}, "ablation": {"primary": "moral_all"}})
     html = build_report(run).read_text(encoding="utf-8")
     assert _answer(html, "entanglement")[0] == "not measured"
+    assert _answer(html, "repair")[0] == "not measured"
     assert "probe_accuracy" in _sections(html)  # CSV-based figures still drawn
+    assert "metrics.json records no self-checks" in html
+
+
+def test_a_block_of_the_wrong_type_is_refused_naming_the_field(tmp_path):
+    run = write_synthetic_run(tmp_path / "run")
+    folder = RunFolder(run)
+    metrics = folder.metrics()
+    metrics["probe"]["moral"]["best_layer"] = "fourteen"
+    folder.write_metrics(metrics)
+    with pytest.raises(RunFolderError, match=r"probe\.moral\.best_layer.*expected an integer"):
+        build_report(run)
+    assert not (run / "report.html").exists()
 
 
 def test_figures_api(run_yes):
@@ -169,8 +190,7 @@ def test_figures_api(run_yes):
     # the EI matrix is annotated "ei [lo, hi]" and has one heatmap per readout (cloze, logprob)
     heat = [t for t in figs["ei_matrix"].data if t.type == "heatmap"]
     assert len(heat) == 2 and "0.31<br>[0.19, 0.43]" in {str(x) for row in heat[0].text for x in row}
-    run = load_run(run_yes)
-    assert run.problems == [] and len(run.directions) == 12
+    assert len(RunFolder(run_yes).directions()) == 12
 
 
 def test_compare_runs(run_yes, run_no, tmp_path):

@@ -1,0 +1,56 @@
+"""The report's HTML: Jinja2 templates (autoescaped) in `templates/`, figure embedding, and the page itself.
+
+Sections write fragments with these blocks (`table`, `figure`, `note`, `verdict`, or the macros in
+`templates/macros.html.j2`); the page inlines plotly.js once in its head, so every figure is embedded with
+`include_plotlyjs=False` and the file opens offline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+
+ENV = Environment(loader=PackageLoader("entangle.report", "templates"), autoescape=True, trim_blocks=True,
+                  lstrip_blocks=True, undefined=StrictUndefined)
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def render(template: str, **context: Any) -> str:
+    """Render one template of `templates/` (all text escaped unless marked safe)."""
+    return ENV.get_template(template).render(**context)
+
+
+def _macro(name: str) -> Any:
+    return getattr(ENV.get_template("macros.html.j2").module, name)
+
+
+def figure(name: str, title: str, caption: str, fig: go.Figure | str) -> Markup:
+    """A numbered figure block `<section class="figure" id="fig-<name>">`, or a note saying why it is missing.
+
+    `fig` is the figure, or the reason it could not be drawn. `name` must be unique on the page (new studies prefix
+    it with their own name)."""
+    if isinstance(fig, str):
+        return Markup(_macro("figure")(name, title, caption, None, fig))
+    if fig.layout.title.text == title:  # the block's heading already says it
+        fig = go.Figure(fig).update_layout(title=None)
+    div = Markup(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}", config=PLOT_CONFIG))
+    return Markup(_macro("figure")(name, title, caption, div, None))
+
+
+def table(header: list[str], rows: list[list[Any]], num_from: int = 1) -> Markup:
+    """A table; columns from `num_from` on are right-aligned numbers."""
+    return Markup(_macro("table")(header, rows, num_from))
+
+
+def note(text: str) -> Markup:
+    """A highlighted note (e.g. what was not measured)."""
+    return Markup(_macro("note")(text))
+
+
+def page(template: str, title: str, *, plotly: bool, **context: Any) -> str:
+    """A whole page from `template` (which extends base.html.j2), with plotly.js inlined once when `plotly`."""
+    return render(template, title=title, plotlyjs=Markup(get_plotlyjs()) if plotly else None, **context)
