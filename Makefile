@@ -26,9 +26,10 @@ setup: $(BIN)/entangle
 demo: setup
 	$(BIN)/entangle run --model $(MODEL) --device $(DEVICE) --out runs/$(MODEL)
 
-# headless Chromium renders the report in the test suite (Debian package; needs root and apt)
+# headless Chromium renders the report and drives the survey as a participant in the test suite
+# (Debian packages chromium and chromium-driver; needs root and apt)
 browser:
-	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium: the report DOM test will fail"; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "could not install chromium and chromium-driver: the browser tests will fail"; }
 
 test: setup browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -54,6 +54,10 @@ class Materials:
     instructed: dict[str, Check]
     source: str
 
+    def extra_trials(self) -> int:
+        """Practice and attention-check screens a participant sees besides the items (the most over kinds)."""
+        return max(len(self.practice[k]) + len(self.catch[k]) + 1 for k in self.questions)
+
 
 def _text(path: Path, obj: dict, key: str, where: str) -> str:
     value = obj.get(key) if isinstance(obj, dict) else None
@@ -101,6 +105,9 @@ def load_materials(path: str | Path | None = None) -> Materials:
                   _rating(path, c, "min", f"catch.{kind}[{i}]"), _rating(path, c, "max", f"catch.{kind}[{i}]"))
             for i, c in enumerate(checks)
         )
+        bad = next((c for c in catch[kind] if c.min > c.max), None)
+        if bad is not None:
+            raise InputError(path, None, f"catch.{kind}", f"{bad.id}: min is larger than max")
         answer = _rating(path, ins, "answer", "instructed")
         question = _text(path, ins, "question", "instructed")
         if "{answer}" not in question:

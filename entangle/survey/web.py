@@ -37,6 +37,7 @@ COOKIE = "entangle_survey"
 PROLIFIC_PARAMS = {"PROLIFIC_PID": "prolific_pid", "STUDY_ID": "study_id", "SESSION_ID": "session_id"}
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_RT_MS = 24 * 3600 * 1000
+SECONDS_PER_TRIAL = 12  # for the time estimate on the consent page
 HEADERS = [(b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self' https:"),
            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
            (b"cache-control", b"no-store")]
@@ -111,7 +112,9 @@ def create_app(settings: Settings) -> ASGIApp:
         known = await me(request) or await run_in_threadpool(store.participant, None, prolific["prolific_pid"])
         if known:
             return to_study(known)
-        return page(request, "consent.html", prolific={k: prolific[v] for k, v in PROLIFIC_PARAMS.items()})
+        n_trials = settings.config.items_per_participant + settings.materials.extra_trials()
+        return page(request, "consent.html", prolific={k: prolific[v] for k, v in PROLIFIC_PARAMS.items()},
+                    n_trials=n_trials, minutes=max(2, round(n_trials * SECONDS_PER_TRIAL / 60)))
 
     async def consent(request: Request) -> Response:
         async with request.form(max_files=0, max_fields=8, max_part_size=256) as form:
