@@ -21,12 +21,21 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_STIMULI: Path = DATA_DIR / "stimuli" / "factorial.jsonl"
+STIMULI_V2: Path = DATA_DIR / "stimuli" / "v2" / "factorial_v2.jsonl"
+"""The v2 set (issue 8): outcomes that happen to the agent, counterbalanced order, recorded spans."""
 
 _FACTORS: tuple[str, ...] = ("moral", "economic", "grammatical")  # the order of a cell tuple
 _STR_FIELDS: tuple[str, ...] = ("id", "frame", "text")
 _INT_FIELDS: tuple[str, ...] = ("moral", "economic", "grammatical", "judged_start", "judged_end")
 _REQUIRED: tuple[str, ...] = ("id", "frame", "moral", "economic", "grammatical", "text", "judged_start", "judged_end")
 COLUMNS: tuple[str, ...] = (*_REQUIRED, "violation")
+SPANS: tuple[str, ...] = ("act", "outcome", "violation")
+"""Character spans an item may record (v2): the moral act, the economic outcome, the manipulated grammatical word."""
+ORDERS: tuple[str, ...] = ("act_first", "outcome_first")
+VIOLATION_POSITIONS: tuple[str, ...] = ("before_act", "after_act")
+OPTIONAL_COLUMNS: tuple[str, ...] = (*(f"{s}_{end}" for s in SPANS for end in ("start", "end")),
+                                     "order", "violation_position", "target")
+"""Optional v2 fields (a v1 file has none of them); `to_frame` and the hash include only those that are set."""
 
 
 class StimulusError(ValueError):
@@ -61,6 +70,27 @@ class Item:
     judged_start: int
     judged_end: int
     violation: str = ""
+    act_start: int | None = None
+    act_end: int | None = None
+    outcome_start: int | None = None
+    outcome_end: int | None = None
+    violation_start: int | None = None
+    violation_end: int | None = None
+    order: str = ""  # "act_first" | "outcome_first" | "" (not recorded)
+    violation_position: str = ""  # "before_act" | "after_act" | ""
+    target: str = ""  # the person the moral act concerns, as written in the act
+
+    def span(self, name: str) -> tuple[int, int] | None:
+        """The [start, end) character span of "act", "outcome" or "violation" in the text, or None if not recorded."""
+        if name not in SPANS:
+            raise ValueError(f"unknown span {name!r}; expected one of {SPANS}")
+        start, end = getattr(self, f"{name}_start"), getattr(self, f"{name}_end")
+        return None if start is None else (start, end)
+
+    def span_text(self, name: str) -> str | None:
+        """The text of a recorded span ("act", "outcome", "violation"), or None if not recorded."""
+        span = self.span(name)
+        return None if span is None else self.text[span[0]:span[1]]
 
     @property
     def judged(self) -> str:
@@ -79,9 +109,14 @@ class Item:
         return int(getattr(self, kind))
 
 
+def _record(item: Item) -> dict[str, Any]:
+    """The item as a dict without unset optional v2 fields, so a v1 item serialises (and hashes) as before."""
+    return {k: v for k, v in asdict(item).items() if k not in OPTIONAL_COLUMNS or v not in (None, "")}
+
+
 def _items_sha256(items: Sequence[Item]) -> str:
     """Hex SHA-256 of a canonical JSON serialisation of the items (order-sensitive, so subsets differ)."""
-    payload = json.dumps([asdict(it) for it in items], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    payload = json.dumps([_record(it) for it in items], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -133,7 +168,8 @@ class StimulusSet:
         """One row per item with the schema's columns, for analysis and joins with readouts."""
         import pandas as pd  # lazy: importing entangle.stimuli stays fast
 
-        return pd.DataFrame([asdict(it) for it in self.items], columns=list(COLUMNS))
+        optional = [c for c in OPTIONAL_COLUMNS if any(getattr(it, c) not in (None, "") for it in self.items)]
+        return pd.DataFrame([asdict(it) for it in self.items], columns=[*COLUMNS, *optional])
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -250,7 +286,68 @@ def _to_item(path: Path, line: int, record: dict[str, Any]) -> Item:
         violation = ""
     if not isinstance(violation, str):
         raise StimulusError(path, line, "violation", f"expected a string, got {type(violation).__name__}")
-    return Item(violation=violation.strip(), **values)
+    return Item(violation=violation.strip(), **values, **_layout(path, line, record, values))
+
+
+def _optional(record: dict[str, Any], name: str) -> Any:
+    """An optional field's value, None when absent, null or (as CSV writes it) empty."""
+    value = record.get(name)
+    return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def _layout(path: Path, line: int, record: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Validate the optional v2 fields (spans inside the judged span, act and outcome apart, order and violation
+    position from the known sets and consistent with the spans) and return those that are set."""
+    out: dict[str, Any] = {}
+    text, j_start, j_end = values["text"], values["judged_start"], values["judged_end"]
+    for name in SPANS:
+        ends = {f"{name}_{e}": _optional(record, f"{name}_{e}") for e in ("start", "end")}
+        given = [k for k, v in ends.items() if v is not None]
+        if len(given) == 1:
+            missing = next(k for k in ends if k not in given)
+            raise StimulusError(path, line, missing, f"missing field ({given[0]} is given; a span needs both ends)")
+        if not given:
+            continue
+        start, end = (_as_int(path, line, k, v) for k, v in ends.items())
+        if not 0 <= start < end <= len(text):
+            raise StimulusError(path, line, f"{name}_start",
+                                f"{name} span [{start}, {end}) is empty or outside the text (length {len(text)})")
+        if start < j_start or end > j_end:
+            raise StimulusError(path, line, f"{name}_start", f"{name} span [{start}, {end}) is not inside the "
+                                                             f"judged span [{j_start}, {j_end})")
+        out[f"{name}_start"], out[f"{name}_end"] = start, end
+    if "act_start" in out and "outcome_start" in out and \
+            out["act_start"] < out["outcome_end"] and out["outcome_start"] < out["act_end"]:
+        raise StimulusError(path, line, "outcome_start", f"outcome span [{out['outcome_start']}, {out['outcome_end']})"
+                                                         f" overlaps the act span [{out['act_start']}, {out['act_end']})")
+    for name, allowed in (("order", ORDERS), ("violation_position", VIOLATION_POSITIONS), ("target", None)):
+        value = _optional(record, name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise StimulusError(path, line, name, f"expected a string, got {type(value).__name__} {value!r}")
+        if allowed is not None and value.strip() not in allowed:
+            raise StimulusError(path, line, name, f"unknown value {value!r}; expected one of {allowed}")
+        out[name] = value.strip()
+    _check_layout_agrees(path, line, out)
+    return out
+
+
+def _check_layout_agrees(path: Path, line: int, f: dict[str, Any]) -> None:
+    """order and violation_position must describe the recorded spans (act before outcome for act_first, ...)."""
+    if "order" in f and "act_start" in f and "outcome_start" in f:
+        act_first = f["act_start"] < f["outcome_start"]
+        if act_first != (f["order"] == "act_first"):
+            raise StimulusError(path, line, "order", f"order is {f['order']!r} but the act span starts "
+                                                     f"{'before' if act_first else 'after'} the outcome span")
+    if "violation_position" in f and "act_start" in f and "violation_start" in f:
+        before = f["violation_end"] <= f["act_start"]
+        after = f["violation_start"] >= f["act_end"]
+        if not (before if f["violation_position"] == "before_act" else after):
+            raise StimulusError(path, line, "violation_position",
+                                f"violation_position is {f['violation_position']!r} but the violation span "
+                                f"[{f['violation_start']}, {f['violation_end']}) is not there relative to the act "
+                                f"span [{f['act_start']}, {f['act_end']})")
 
 
 def _cell_name(cell: tuple[int, ...]) -> str:
