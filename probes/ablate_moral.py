@@ -53,8 +53,8 @@ def _ci(lo: float | None, hi: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_libraries()
-    from entangle.files import atomic_write_json  # noqa: PLC0415
-    from entangle.studies.entanglement.pipeline import Experiment, RunConfig, _clean  # noqa: PLC0415
+    from entangle.runfolder import RunFolder  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import Experiment, RunConfig  # noqa: PLC0415
 
     cfg = RunConfig(model=args.model, out=str(args.out), stimuli=str(args.stimuli) if args.stimuli else None,
                     frames=args.frames, norms=str(args.norms) if args.norms else None, readout=args.readout,
@@ -63,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
                     n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size, cache_dir=str(args.cache_dir),
                     device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())
     ex = Experiment(cfg)
-    atomic_write_json(args.out / "config.json", ex.config_record())
+    folder = RunFolder(args.out)
+    folder.write_config(ex.config_record())
     for stage in (ex.run_capture, ex.run_probes, ex.run_behavioural, ex.run_ablation):
         stage()
-    metrics = _clean(ex.metrics)
-    atomic_write_json(args.out / "metrics.json", metrics)
+    folder.write_metrics(ex.metrics)
+    metrics = folder.metrics()  # as written: strict JSON, NaN as None
 
     style = metrics["readout"]["style"]
     print(f"model {ex.model.info.name}: {len(ex.stimuli.frames())} frames, readout {style}, "

@@ -47,8 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_libraries()
-    from entangle.files import atomic_write_json  # noqa: PLC0415
-    from entangle.studies.entanglement.pipeline import Experiment, RunConfig, _clean  # noqa: PLC0415
+    from entangle.runfolder import RunFolder  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import Experiment, RunConfig  # noqa: PLC0415
 
     cfg = RunConfig(model=args.model, out=str(args.out), stimuli=str(args.stimuli) if args.stimuli else None,
                     frames=args.frames, readout=args.readout, position=args.position, probe_method=args.method,
@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     ex = Experiment(cfg)
     ex.run_capture()
     ex.run_probes()
-    atomic_write_json(args.out / "config.json", ex.config_record())
-    atomic_write_json(args.out / "metrics.json", _clean(ex.metrics))
+    folder = RunFolder(args.out)
+    folder.write_config(ex.config_record())
+    folder.write_metrics(ex.metrics)
     print(f"model {ex.model.info.name}: {len(ex.stimuli)} items in {len(ex.stimuli.frames())} frames, "
           f"readout {ex.metrics['readout']['style']}, probes read at '{cfg.position}' ({cfg.probe_method})")
     for kind, p in ex.metrics["probe"].items():

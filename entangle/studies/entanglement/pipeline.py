@@ -8,7 +8,6 @@ capture (cached) -> probes per kind and layer -> behavioural and representationa
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +40,7 @@ from entangle.engine.capture import (
     measure,
     readout_table,
 )
-from entangle.files import atomic_write, atomic_write_json
+from entangle.files import atomic_write
 from entangle.interventions import ablate, fit_leace, leace, random_unit_directions
 from entangle.models import LoadedModel, load_model
 from entangle.prompts import (
@@ -51,6 +50,7 @@ from entangle.prompts import (
     templates,
     text_prompts,
 )
+from entangle.runfolder import Block, RunFolder
 from entangle.schema import DATA_DIR
 from entangle.stimuli import KINDS, StimulusSet, load_stimuli
 
@@ -461,12 +461,13 @@ class Experiment:
         """capture -> probes -> behavioural EI -> ablation -> metrics.json, config.json, report.html."""
         from entangle.report import build_report  # noqa: PLC0415
 
+        folder = RunFolder(self.out)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         with _logging_to(self.out / "run.log"):
             log.info("entangle %s: model %s, %d items in %d frames", __version__, self.model.info.name,
                      len(self.stimuli), len(self.stimuli.frames()))
-            atomic_write_json(self.out / "config.json", self.config_record())
+            folder.write_config(self.config_record())
             for stage in (self.run_capture, self.run_probes, self.run_behavioural, self.run_ablation):
                 ts = time.perf_counter()
                 stage()
@@ -475,7 +476,7 @@ class Experiment:
                                    "finished": datetime.now(UTC).isoformat(),
                                    "wall_seconds": round(time.perf_counter() - t0, 1),
                                    "model": self.model.info.name, "device": self.model.info.device}
-            atomic_write_json(self.out / "metrics.json", _clean(self.metrics))
+            folder.write_metrics(self.metrics)
             build_report(self.out)
             log.info("report written: %s", self.out / "report.html")
         return self.metrics
@@ -508,35 +509,26 @@ def _row(df: pd.DataFrame, cols: list[str]) -> dict[str, Any]:
     return {c: (int(df.iloc[0][c]) if c == "layer" else float(df.iloc[0][c])) for c in cols} if len(df) else {}
 
 
-def _clean(obj: Any) -> Any:
-    """NaN/inf -> None and numpy scalars -> Python, so metrics.json is strict JSON."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
 def summary_lines(run_dir: str | Path) -> list[str]:
-    """The headline figures of a finished run, one line each (printed by `entangle run`)."""
-    m = json.loads((Path(run_dir) / "metrics.json").read_text())
-    style = m["readout"]["style"]
-    lines = [f"readout: {style} ({m['readout']['evidence'].get('reason', '')})"]
-    for kind, p in m["probe"].items():
-        lines.append(f"probe {kind}: best layer {p['best_layer']}, CV accuracy {p['cv_accuracy']:.3f} "
-                     f"[{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]")
+    """The headline figures of a finished run, one line each (printed by `entangle run`); n/a: not measured."""
+    from entangle.report import fmt  # noqa: PLC0415
+    from entangle.report.metrics import EntanglementMetrics  # noqa: PLC0415
+
+    folder = RunFolder(run_dir)
+    m = EntanglementMetrics.parse(Block.of(folder, folder.metrics()))
+    lines = [f"readout: {m.judgement_readout} ({m.readout_evidence.get('reason', '')})"]
+    for p in m.probes.values():
+        lines.append(f"probe {p.kind}: best layer {p.best_layer}, CV accuracy "
+                     f"{fmt.est(p.cv_accuracy, p.ci_low, p.ci_high, 3)}")
     for k in TARGETS:
-        c = m["entanglement"]["behavioural"][style][f"moral_to_{k}"]
-        lines.append(f"EI(moral -> {k}) = {c['ei']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}], "
-                     f"human {c['human_ei']:.3f}, excess CI [{c['excess_ci_low']:.3f}, {c['excess_ci_high']:.3f}]")
-    a = m["ablation"][m["ablation"]["primary"]]
-    lines.append(f"ablation {m['ablation']['primary']}: repair {a['repair_fraction']:.3f} "
-                 f"[{a['ci_low']:.3f}, {a['ci_high']:.3f}], random-direction p = {a['random_p_value']}")
-    lines.append(f"wall time: {m['run']['wall_seconds']:.0f} s")
+        if (c := m.cells().get(f"moral_to_{k}")) is not None:
+            lines.append(f"EI(moral -> {k}) = {fmt.est(c.ei, c.ci_low, c.ci_high, 3)}, "
+                         f"human {fmt.num(c.human_ei, 3)}, "
+                         f"excess CI [{fmt.num(c.excess_ci_low, 3)}, {fmt.num(c.excess_ci_high, 3)}]")
+    if (a := m.ablation.primary_method if m.ablation else None) is not None:
+        lines.append(f"ablation {a.name}: repair {fmt.est(a.repair_fraction, a.ci_low, a.ci_high, 3)}, "
+                     f"random-direction {fmt.p_value(a.random_p_value)}")
+    lines.append(f"wall time: {fmt.num(m.run.wall_seconds, 0)} s")
     return lines
 
 
