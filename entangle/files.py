@@ -1,6 +1,7 @@
 """Files written and read the same way everywhere: one atomic-write helper, strict JSON, and `InputError`.
 
-Every output goes through `atomic_write` (temp file beside the target, fsync, rename), so a reader sees the old
+Every output goes through `atomic_write` (temp file beside the target, fsync, rename;
+`atomic_write_many` for files that belong together), so a reader sees the old
 file or the new one, never half of one, and every file gets the same permissions (0644 less the umask).
 Every bad input raises an `InputError` naming file, line and field, which the CLI turns into one clear line.
 """
@@ -43,20 +44,41 @@ def _umask() -> int:
     return mask
 
 
+def _prepare(path: Path, write: Callable[[Path], None]) -> Path:
+    """Write via `write(tmp)` to a temp file beside `path`, fsync it and give it the shared permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write_many(writes: list[tuple[str | Path, Callable[[Path], None]]]) -> list[Path]:
+    """Write several files that belong together (a tensor file and its sidecar): every temp file is written
+    first, then all are renamed into place; a failure before the renames leaves every target untouched."""
+    prepared: list[tuple[Path, Path]] = []
+    try:
+        for path, write in writes:
+            prepared.append((_prepare(Path(path), write), Path(path)))
+        for tmp, path in prepared:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in prepared:
+            tmp.unlink(missing_ok=True)
+    return [path for _, path in prepared]
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Write via `write(tmp)` to a temp file beside `path`, then rename it over `path` (0644 less the umask)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_many([(path, write)])[0]
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -281,7 +281,7 @@ def test_atomic_write_keeps_previous_file(tmp_path, monkeypatch, fmt):
         save_direction(old, target)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
-    import entangle.directions.direction as mod
+    import entangle.files as mod
 
     real_replace = os.replace
     calls = []
@@ -319,3 +319,44 @@ def test_atomic_write_failure_mid_write(tmp_path, monkeypatch):
         save_direction(make_direction(seed=2), target)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.pt"]
+
+
+def test_every_format_gets_the_shared_file_permissions(tmp_path):
+    """Direction files are written through entangle.files, so they get 0644 less the umask like every output."""
+    mask = os.umask(0o022)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            written = [p for fmt in ("safetensors", "npz", "pt", "gguf")
+                       for p in save_direction(make_direction(), tmp_path / f"d.{fmt}")]
+    finally:
+        os.umask(mask)
+    assert len(written) == 5 and {oct(p.stat().st_mode & 0o777) for p in written} == {"0o644"}
+
+
+# ------------------------------------------------------------------------------------------- refused on load
+
+
+def test_sidecar_contradicting_embedded_metadata_is_refused(tmp_path):
+    save_direction(make_direction(kind="moral"), tmp_path / "d.safetensors")
+    side = tmp_path / "d.json"
+    meta = json.loads(side.read_text())
+    meta["kind"] = "economic"
+    side.write_text(json.dumps(meta))
+    with pytest.raises(DirectionError, match=r"d\.json: field 'kind': the sidecar says 'economic'.*'moral'"):
+        load_direction(tmp_path / "d.safetensors")
+
+
+def test_zero_direction_is_refused(tmp_path):
+    d = make_direction()
+    d.vectors[1] = 0.0
+    save_direction(Direction(d.vectors, d.layers, d.kind, d.method, d.meta), tmp_path / "z.npz")
+    with pytest.raises(DirectionError, match=rf"degenerate direction.*\[{LAYERS[1]}\]"):
+        load_direction(tmp_path / "z.npz")
+
+
+def test_direction_error_is_an_input_error():
+    from entangle.files import InputError
+
+    err = DirectionError("x.npz: broken")
+    assert isinstance(err, InputError) and str(err) == "x.npz: broken"

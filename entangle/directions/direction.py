@@ -34,16 +34,17 @@ The full metadata JSON is stored under the string key ``entangle.meta`` and the 
 ``entangle.layers``. Note llama.cpp adds the vector as is (times ``--control-vector-scaled`` strength):
 a unit row is a very small push; scale it before use in llama.cpp.
 
-All writes are atomic (temp file in the target folder, then ``os.replace``).
+All writes go through `entangle.files` (temp file in the target folder, fsync, rename; a tensor file and its
+sidecar are committed together), so every file gets the same permissions as every other output.
+
+Loading refuses what would give a silently wrong result: a sidecar that contradicts the metadata embedded in its
+safetensors file, and a degenerate (all-zero) row, which would score every text 0.0.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from entangle.files import InputError, atomic_write, atomic_write_many
 from entangle.hookpoints import resid_hook
 from entangle.models import ModelInfo
 
@@ -68,8 +70,17 @@ GGUF_KEY_EXTRA_LAYER = "entangle.layer."  # + residual layer number, for rows ll
 SAFETENSORS_META_KEY = "entangle"
 
 
-class DirectionError(ValueError):
-    """A direction file or object is unusable (missing, malformed, or incompatible with the model)."""
+class DirectionError(InputError):
+    """A direction file or object is unusable (missing, malformed, or incompatible with the model).
+
+    The message already names the file where there is one, so the CLI prints it as one line like any InputError.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(None, None, None, message)
+
+    def __reduce__(self):  # picklable with its one-argument init
+        return (type(self), (self.message,))
 
 
 # ----------------------------------------------------------------------------------------------- mapping
@@ -306,36 +317,6 @@ def check_compatible(direction: Direction, model_info: ModelInfo) -> None:
 # ----------------------------------------------------------------------------------------------- writing
 
 
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> Path:
-    """Call write(tmp) on a temp file next to `target`, then move it into place; clean up on failure."""
-    return _atomic_commit([_atomic_prepare(target, write)])[0]
-
-
-def _atomic_prepare(target: Path, write: Callable[[Path], None]) -> tuple[Path, Path]:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp, target
-
-
-def _atomic_commit(pairs: list[tuple[Path, Path]]) -> list[Path]:
-    try:
-        for tmp, target in pairs:
-            os.replace(tmp, target)
-    finally:
-        for tmp, _ in pairs:
-            tmp.unlink(missing_ok=True)
-    return [target for _, target in pairs]
-
-
 def _resolve_format(path: Path, fmt: str | None) -> tuple[Path, str]:
     suffix = path.suffix.lower().lstrip(".")
     if fmt is None:
@@ -377,27 +358,22 @@ def save_direction(direction: Direction, path: str | Path, fmt: str | None = Non
         side = sidecar_path(path)
         if side == path:
             raise DirectionError(f"{path}: sidecar would overwrite the tensor file")
-        pairs = [_atomic_prepare(path, lambda tmp: tmp.write_bytes(blob))]
-        try:
-            pairs.append(_atomic_prepare(side, lambda tmp: tmp.write_text(meta_json + "\n", encoding="utf-8")))
-        except BaseException:
-            pairs[0][0].unlink(missing_ok=True)
-            raise
-        return _atomic_commit(pairs)
+        return atomic_write_many([(path, lambda tmp: tmp.write_bytes(blob)),
+                                  (side, lambda tmp: tmp.write_text(meta_json + "\n", encoding="utf-8"))])
 
     if fmt == "npz":
         def write_npz(tmp: Path) -> None:
             with open(tmp, "wb") as f:
                 np.savez(f, directions=vectors, layers=layers, meta=np.array(meta_json))
 
-        return [_atomic_write(path, write_npz)]
+        return [atomic_write(path, write_npz)]
 
     if fmt == "pt":
         payload = {"directions": torch.from_numpy(vectors.copy()), "layers": list(direction.layers),
                    "meta": json.loads(meta_json)}
-        return [_atomic_write(path, lambda tmp: torch.save(payload, tmp))]
+        return [atomic_write(path, lambda tmp: torch.save(payload, tmp))]
 
-    return [_atomic_write(path, lambda tmp: _write_gguf(direction, vectors, meta_json, tmp))]
+    return [atomic_write(path, lambda tmp: _write_gguf(direction, vectors, meta_json, tmp))]
 
 
 def _write_gguf(direction: Direction, vectors: np.ndarray, meta_json: str, tmp: Path) -> None:
@@ -445,10 +421,15 @@ def _from_parts(path: Path, vectors: Any, layers: Any, meta: Any) -> Direction:
         raise DirectionError(f"{path}: metadata is not a JSON object")
     _need(path, meta, ("kind", "method"), "metadata keys")
     try:
-        return Direction(vectors=vectors, layers=list(np.asarray(layers).reshape(-1).tolist()),
+        direction = Direction(vectors=vectors, layers=list(np.asarray(layers).reshape(-1).tolist()),
                          kind=meta["kind"], method=meta["method"], meta=meta)
     except DirectionError as e:
         raise DirectionError(f"{path}: {e}") from e
+    zero = [layer for layer, norm in zip(direction.layers, direction.meta["norm"], strict=True) if not norm > 0]
+    if zero:
+        raise DirectionError(f"{path}: degenerate direction: the row(s) for layer(s) {zero} are all zeros, so every "
+                             f"text would project to 0.0")
+    return direction
 
 
 def _parse_json(path: Path, text: str, where: str) -> dict:
@@ -494,6 +475,8 @@ def _load_safetensors(path: Path) -> Direction:
     side = sidecar_path(path)
     if side.is_file():
         meta = _parse_json(path, side.read_text(encoding="utf-8"), f"sidecar {side.name}")
+        if embedded is not None:
+            _check_sidecar_agrees(path, side, meta, _parse_json(path, embedded, "embedded metadata"))
     elif embedded is not None:
         meta = _parse_json(path, embedded, "embedded metadata")
     else:
@@ -501,6 +484,20 @@ def _load_safetensors(path: Path) -> Direction:
             f"{path}: no metadata: sidecar {side.name} is missing and the file has no "
             f"__metadata__[{SAFETENSORS_META_KEY!r}]")
     return _from_parts(path, vectors, layers, meta)
+
+
+SIDECAR_MUST_AGREE = ("kind", "method", "layers", "model", "weights_hash", "d_model", "position")
+"""Metadata a sidecar may not contradict in its safetensors file's embedded copy (it would win silently)."""
+
+
+def _check_sidecar_agrees(path: Path, side: Path, sidecar: Any, embedded: Any) -> None:
+    if not isinstance(sidecar, dict) or not isinstance(embedded, dict):
+        return  # _from_parts reports a non-object sidecar; a non-object embedded copy has nothing to contradict
+    for key in SIDECAR_MUST_AGREE:
+        if key in sidecar and key in embedded and sidecar[key] != embedded[key]:
+            raise DirectionError(
+                f"{side}: field '{key}': the sidecar says {sidecar[key]!r} but {path.name} itself says "
+                f"{embedded[key]!r}; the sidecar belongs to another direction (remove it or re-export)")
 
 
 def _load_npz(path: Path) -> Direction:
