@@ -1,7 +1,7 @@
 """The report's HTML: Jinja2 templates (autoescaped) in `templates/`, figure embedding, and the page itself.
 
-Sections write fragments with these blocks (`table`, `figure`, `note`, `verdict`, or the macros in
-`templates/macros.html.j2`); the page inlines plotly.js once in its head, so every figure is embedded with
+Sections write fragments with the macros in `templates/macros.html.j2` (table, figure, note, verdict) or, from
+Python, `figure`; the page inlines plotly.js once in its head, so every figure is embedded with
 `include_plotlyjs=False` and the file opens offline.
 """
 
@@ -24,31 +24,18 @@ def render(template: str, **context: Any) -> str:
     return ENV.get_template(template).render(**context)
 
 
-def _macro(name: str) -> Any:
-    return getattr(ENV.get_template("macros.html.j2").module, name)
-
-
 def figure(name: str, title: str, caption: str, fig: go.Figure | str) -> Markup:
     """A numbered figure block `<section class="figure" id="fig-<name>">`, or a note saying why it is missing.
 
     `fig` is the figure, or the reason it could not be drawn. `name` must be unique on the page (new studies prefix
     it with their own name)."""
+    block = ENV.get_template("macros.html.j2").module.figure
     if isinstance(fig, str):
-        return Markup(_macro("figure")(name, title, caption, None, fig))
+        return Markup(block(name, title, caption, None, fig))
     if fig.layout.title.text == title:  # the block's heading already says it
         fig = go.Figure(fig).update_layout(title=None)
     div = Markup(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}", config=PLOT_CONFIG))
-    return Markup(_macro("figure")(name, title, caption, div, None))
-
-
-def table(header: list[str], rows: list[list[Any]], num_from: int = 1) -> Markup:
-    """A table; columns from `num_from` on are right-aligned numbers."""
-    return Markup(_macro("table")(header, rows, num_from))
-
-
-def note(text: str) -> Markup:
-    """A highlighted note (e.g. what was not measured)."""
-    return Markup(_macro("note")(text))
+    return Markup(block(name, title, caption, div, None))
 
 
 def page(template: str, title: str, *, plotly: bool, **context: Any) -> str:

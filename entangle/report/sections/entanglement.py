@@ -7,7 +7,7 @@ from typing import Any
 
 from entangle.report import fmt, html
 from entangle.report.figures import FIGURES, draw
-from entangle.report.metrics import EICell, EntanglementMetrics, EntanglementRun
+from entangle.report.metrics import MORAL_CELLS, EICell, EntanglementMetrics, EntanglementRun
 from entangle.report.verdicts import (
     ALPHA,
     COST_LARGE_KEEP,
@@ -82,13 +82,10 @@ def _ei_rows(cells: dict[str, EICell]) -> list[list[str]]:
 def _ablation_rows(m: EntanglementMetrics) -> list[list[str]]:
     rows = []
     for a in (m.ablation.methods.values() if m.ablation else ()):
-        def before_after(cell: str) -> str:
-            c = a.cells.get(cell)
-            return f"{fmt.num(c.ei_before if c else None)} → {fmt.num(c.ei_after if c else None)}"
-
+        before_after = [f"{fmt.num(c.ei_before if c else None)} → {fmt.num(c.ei_after if c else None)}"
+                        for c in (a.cells.get(cell) for cell in MORAL_CELLS)]
         rows.append([a.name, _or(a.rule), fmt.layers(a.layers).removeprefix("layers ").removeprefix("layer "),
-                     fmt.est_pct(a.repair_fraction, a.ci_low, a.ci_high), before_after("moral_to_grammatical"),
-                     before_after("moral_to_economic"),
+                     fmt.est_pct(a.repair_fraction, a.ci_low, a.ci_high), *before_after,
                      fmt.p_value(a.random_p_value) if a.random_p_value is not None else "—",
                      " / ".join(fmt.num(a.selectivity.get(k)) for k in KINDS), fmt.num(a.loss_delta, 3, sign=True)])
     return rows
