@@ -29,7 +29,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def start(self, timeout: float = 90.0) -> Server:
         cmd = [sys.executable, "-c", "from entangle.cli import app; app()", "survey", "serve", "--port",
                str(self.port), "--db", str(self.db), "--frames", "12", "--items-per-participant", "8",
                "--admin-token", TOKEN, *self.extra]
@@ -66,9 +66,12 @@ class Participant:
     def __init__(self, url: str, pid: str) -> None:
         self.client = httpx.Client(base_url=url, timeout=30.0, follow_redirects=True)
         self.pid = pid
-        self.answers: dict[int, int] = {}
+        self.started = False
+        self.attempted: dict[int, int] = {}  # posted, acknowledged or not
+        self.answers: dict[int, int] = {}  # acknowledged by the server (a 2xx reply)
 
     def begin(self) -> httpx.Response:
+        self.started = True
         self.client.get("/", params={"PROLIFIC_PID": self.pid, "STUDY_ID": "study1", "SESSION_ID": "s-" + self.pid})
         r = self.client.post("/consent", data={"consent": "yes", "PROLIFIC_PID": self.pid, "STUDY_ID": "study1",
                                                "SESSION_ID": "s-" + self.pid})
@@ -80,11 +83,14 @@ class Participant:
         if m is None:
             return None
         pos = int(m.group(1))
+        self.attempted[pos] = rating
+        r = self.client.post("/answer", data={"position": str(pos), "rating": str(rating), "rt_ms": "2500"})
+        r.raise_for_status()
         self.answers[pos] = rating
-        return self.client.post("/answer", data={"position": str(pos), "rating": str(rating), "rt_ms": "2500"})
+        return r
 
     def run(self, rating_of=lambda pos: 1 + pos % 7, stop_after: int | None = None) -> httpx.Response:
-        page = self.client.get("/study") if self.answers else self.begin()
+        page = self.client.get("/study") if self.started else self.begin()
         while (stop_after is None or len(self.answers) < stop_after) and POSITION.search(page.text):
             page = self.answer(page, rating_of(int(POSITION.search(page.text).group(1))))
         return page
