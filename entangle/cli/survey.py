@@ -55,12 +55,14 @@ def serve(
     except ValueError as exc:
         _fail(exc)
     base = f"http://{host}:{port}"
-    console.print(f"study: {len(stim)} items, {raters_per_item} raters per item and kind, {items_per_participant} "
-                  f"items per participant; database {escape(str(db))}")
-    console.print(f"participants: {base}/  (Prolific: {base}/?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
-                  "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}})")
-    console.print(f"admin: {base}/admin?token={escape(settings.admin_token)}")
-    console.print(f"completion code: {escape(settings.completion_code)}")
+    for line in (f"study: {len(stim)} items, {raters_per_item} raters per item and kind, {items_per_participant} "
+                 f"items per participant; database {escape(str(db))}",
+                 f"participants: {base}/",
+                 f"Prolific study URL: {base}/?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}"
+                 "&SESSION_ID={{%SESSION_ID%}}",
+                 f"admin: {base}/admin?token={escape(settings.admin_token)}",
+                 f"completion code: {escape(settings.completion_code)}"):
+        console.print(line, soft_wrap=True)
     run_server(settings, host=host, port=port)
 
 
