@@ -181,6 +181,18 @@ def test_a_block_of_the_wrong_type_is_refused_naming_the_field(tmp_path):
     assert not (run / "report.html").exists()
 
 
+def test_text_from_the_folder_is_escaped(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", model="<script>alert(1)</script>")
+    folder = RunFolder(run)
+    metrics = folder.metrics()
+    metrics["readout"]["evidence"] = {"reason": "a <b>bold</b> claim", "nested": {"a": [1, 2]}}
+    folder.write_metrics(metrics)
+    html = build_report(run).read_text(encoding="utf-8")
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "a &lt;b&gt;bold&lt;/b&gt; claim" in html and "<b>bold</b>" not in html
+    assert '{&#34;a&#34;: [1, 2]}' in html  # a nested evidence value is shown as JSON
+
+
 def test_figures_api(run_yes):
     figs = figures(run_yes)
     assert list(figs) == EXPECTED and all(isinstance(f, go.Figure) for f in figs.values())

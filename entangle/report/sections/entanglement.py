@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from entangle.files import dumps
 from entangle.report import fmt, html
 from entangle.report.figures import FIGURES, draw
 from entangle.report.metrics import MORAL_CELLS, EICell, EntanglementMetrics, EntanglementRun
@@ -42,7 +43,8 @@ def render(folder: RunFolder, metrics: dict[str, Any]) -> str:
         "entanglement.html.j2",
         model=run.model_name, m=m, settings=st, stimuli=st.stimuli, readout=m.judgement_readout,
         reason=m.readout_evidence.get("reason"),
-        evidence_rows=[[k, x] for k, x in m.readout_evidence.items() if k != "reason"],
+        evidence_rows=[[k, x if isinstance(x, str | int | float | bool) or x is None else dumps(x, indent=None)]
+                       for k, x in m.readout_evidence.items() if k != "reason"],
         verdicts=[(k, QUESTIONS[k], v[k]) for k in QUESTIONS],
         probe_bits=[f"{p.kind} {fmt.num(p.cv_accuracy)} (layer {_or(p.best_layer)})" for p in m.probes.values()],
         probe_methods=sorted({p.method for p in m.probes.values() if p.method}),
