@@ -7,6 +7,7 @@ exactly as the stimuli were when the direction was fitted (a test checks `score`
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 from entangle.directions import Direction, check_compatible
 from entangle.engine.runner import Runner
 from entangle.engine.tokens import make_batches
+from entangle.files import InputError
 from entangle.models import LoadedModel
 from entangle.prompts import CLOZE_TEMPLATES, LIKERT_TEMPLATES, build_prompts
 from entangle.stimuli import KINDS, Item
@@ -22,42 +24,53 @@ from entangle.stimuli import KINDS, Item
 POSITION_RULES = {"last_prompt_token": "last", "judged_sentence_mean": "judged_mean"}
 
 
-class TextsError(ValueError):
-    """A texts file could not be read; the message names the file and line."""
+class TextsError(InputError):
+    """A texts file could not be read; names the file, line and field."""
 
 
 def read_texts(path: str | Path, column: str | None = None) -> list[str]:
-    """Texts from a CSV with a named column (`column`, default "text") or a plain file with one text per line."""
+    """Texts from a CSV with a named column (`column`, default "text") or a plain file with one text per line.
+
+    CSV is read as CSV, so a quoted field keeps its newlines; the line named in an error is the row's first line.
+    """
     path = Path(path)
-    if not path.exists():
-        raise TextsError(f"{path}: file not found")
+    if not path.is_file():
+        raise TextsError(path, None, None, "file not found" if not path.exists() else "not a file")
     raw = path.read_bytes()
-    for lineno, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise TextsError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from exc
-    text = raw.decode("utf-8-sig")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TextsError(path, raw[: exc.start].count(b"\n") + 1, None, f"not valid UTF-8 ({exc.reason})") from None
+    if "\x00" in text:
+        raise TextsError(path, text[: text.index("\x00")].count("\n") + 1, None, "NUL byte: not a text file")
     if path.suffix.lower() == ".csv" or column is not None:
-        column = column or "text"
-        rows = list(csv.reader(text.splitlines()))
-        if not rows:
-            raise TextsError(f"{path}:1: empty file")
-        header = rows[0]
-        if column not in header:
-            raise TextsError(f"{path}:1: field '{column}': no such column (columns: {', '.join(header)})")
-        col = header.index(column)
-        out = []
-        for lineno, row in enumerate(rows[1:], start=2):
-            if len(row) != len(header):
-                raise TextsError(f"{path}:{lineno}: expected {len(header)} fields, found {len(row)}")
-            if not row[col].strip():
-                raise TextsError(f"{path}:{lineno}: field '{column}': empty text")
-            out.append(row[col])
+        out = _csv_texts(path, text, column or "text")
     else:
         out = [line for line in text.splitlines() if line.strip()]
     if not out:
-        raise TextsError(f"{path}: no texts")
+        raise TextsError(path, None, None, "no texts")
+    return out
+
+
+def _csv_texts(path: Path, text: str, column: str) -> list[str]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise TextsError(path, 1, None, "empty file")
+        if column not in header:
+            raise TextsError(path, 1, column, f"no such column (columns: {', '.join(header)})")
+        col, out, start = header.index(column), [], reader.line_num + 1
+        for row in reader:
+            if row and len(row) != len(header):
+                raise TextsError(path, start, None, f"expected {len(header)} fields, found {len(row)}")
+            if row and not row[col].strip():
+                raise TextsError(path, start, column, "empty text")
+            if row:
+                out.append(row[col])
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise TextsError(path, reader.line_num, None, f"malformed CSV: {exc}") from None
     return out
 
 

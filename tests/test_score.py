@@ -57,3 +57,22 @@ def test_read_texts_formats_and_errors(tmp_path):
         read_texts(tmp_path / "d.txt")
     with pytest.raises(TextsError, match="not found"):
         read_texts(tmp_path / "missing.txt")
+    with pytest.raises(TextsError, match="not a file"):
+        read_texts(tmp_path)
+
+
+def test_read_texts_keeps_newlines_in_quoted_csv_fields(tmp_path):
+    (tmp_path / "m.csv").write_text('text,id\n"Dear Sam,\nthank you.",1\nplain,2\n"",3\n', encoding="utf-8")
+    with pytest.raises(TextsError, match=r"m\.csv:5: field 'text': empty"):  # the line count sees the quoted newline
+        read_texts(tmp_path / "m.csv")
+    (tmp_path / "m.csv").write_text('text,id\n"Dear Sam,\r\nthank you.",1\nplain,2\n', encoding="utf-8")
+    assert read_texts(tmp_path / "m.csv") == ["Dear Sam,\r\nthank you.", "plain"]
+
+
+def test_texts_error_is_an_input_error(tmp_path):
+    from entangle.files import InputError
+
+    (tmp_path / "e.csv").write_text("id\n1\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read_texts(tmp_path / "e.csv")
+    assert (info.value.line, info.value.field) == (1, "text")

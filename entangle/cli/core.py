@@ -1,4 +1,9 @@
-"""Core commands: models, capture, probe, export, score, run, report, compare."""
+"""Core commands: models, capture, probe, export, score, run, report, compare.
+
+Each command checks every path, option value and input file (`entangle.validate`) before it loads a model, writes
+run folders through `entangle.staging` and files through `entangle.files`; errors reach the user through the one
+handler in `entangle.cli.app`.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,22 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from entangle import validate
 from entangle.cli.app import (
     CacheOpt,
     DeviceOpt,
     DtypeOpt,
+    ForceOpt,
     FramesOpt,
     ModelOpt,
+    OverwriteOpt,
     StimuliOpt,
-    _fail,
     app,
     console,
+    quiet_hf,
+    say,
 )
-from entangle.models import quiet_libraries
+from entangle.staging import check_target, staged
 
 
 @app.command()
@@ -49,37 +58,61 @@ def capture(
     dtype: DtypeOpt = "float32",
 ) -> None:
     """Stimuli -> judgement prompts -> residual-stream activations and readouts in the disk cache."""
-    quiet_libraries()
+    stim = validate.stimuli(stimuli, frames)
+    validate.readout(readout)
+    validate.at_least("--batch-size", batch_size, 1)
+    validate.writable_folder(cache_dir)
+    validate.device(device)
+    validate.dtype(dtype)
+    quiet_hf()
     from entangle.engine.capture import capture as run_capture  # noqa: PLC0415
     from entangle.engine.capture import choose_style  # noqa: PLC0415
     from entangle.models import load_model  # noqa: PLC0415
-    from entangle.stimuli import load_stimuli  # noqa: PLC0415
 
-    try:
-        stim = load_stimuli(stimuli)
-        stim = stim.subset(frames) if frames else stim
-        lm = load_model(model, device=device, dtype=dtype)
-    except (ValueError, RuntimeError) as exc:
-        _fail(exc)
+    lm = load_model(model, device=device, dtype=dtype)
     style, evidence = choose_style(lm, stim, batch_size=batch_size) if readout == "auto" else (readout, {"reason": "set by --readout"})
-    console.print(f"readout: [bold]{style}[/bold] ({evidence['reason']})")
+    say(f"readout: {style} ({evidence['reason']})")
     acts = run_capture(lm, stim, style=style, cache_dir=cache_dir, batch_size=batch_size)
     m = acts.manifest
-    console.print(f"cache: {acts.path}\nprompts: {m['n_prompts']}  tokens: {m['tokens']}  "
-                  f"layers: {len(m['layers'])}  d_model: {m['model']['d_model']}  capture: {m['capture_seconds']} s")
+    say(f"cache: {acts.path}")
+    say(f"prompts: {m['n_prompts']}  tokens: {m['tokens']}  "
+        f"layers: {len(m['layers'])}  d_model: {m['model']['d_model']}  capture: {m['capture_seconds']} s")
     for name, c in m["self_checks"].items():
-        console.print(f"self-check {name}: max relative error {c['max_rel_error']:.2e} -> "
-                      f"{'passed' if c['passed'] else '[red]FAILED[/red]'}")
+        say(f"self-check {name}: max relative error {c['max_rel_error']:.2e} -> "
+            f"{'passed' if c['passed'] else 'FAILED'}")
     table = acts.readout_table()
     summary = table.groupby(["readout", "kind", "moral"]).value.mean().unstack("moral")
-    console.print("mean readout by moral level (-1 bad, 0 neutral, +1 good):")
-    console.print(summary.round(3).to_string())
+    say("mean readout by moral level (-1 bad, 0 neutral, +1 good):")
+    say(summary.round(3).to_string())
 
 
 def _config(**kw: object):
     from entangle.studies.entanglement.pipeline import RunConfig  # noqa: PLC0415
 
     return RunConfig(**{k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()})
+
+
+def _check_run_inputs(*, out: Path, overwrite: bool, stimuli: Path | None, frames: int | None, readout: str,
+                      position: str, cache_dir: Path, device: str, dtype: str):
+    """The checks `probe` and `run` share; returns the stimulus set they will use."""
+    check_target(out, overwrite=overwrite)
+    validate.writable_folder(out)
+    stim = validate.stimuli(stimuli, frames, min_frames=2)
+    validate.readout(readout)
+    validate.position(position)
+    validate.writable_folder(cache_dir)
+    validate.device(device)
+    validate.dtype(dtype)
+    return stim
+
+
+def _record_final_out(folder: Path, out: Path) -> None:
+    """config.json names the folder the run ends up in, not its staging folder."""
+    from entangle.runfolder import RunFolder  # noqa: PLC0415
+
+    rf = RunFolder(folder)
+    if rf.has("config.json"):
+        rf.write_config({**rf.config(), "out": str(out)})
 
 
 @app.command()
@@ -93,19 +126,51 @@ def probe(
     cache_dir: CacheOpt = Path(".entangle_cache"),
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Cache -> per-layer probes for each kind -> directions/ + probes.csv, cosine.csv, cross_decoding.csv, leakage.csv."""
-    quiet_libraries()
+    _check_run_inputs(out=out, overwrite=overwrite, stimuli=stimuli, frames=frames, readout=readout,
+                      position=position, cache_dir=cache_dir, device=device, dtype=dtype)
+    quiet_hf()
     from entangle.studies.entanglement.pipeline import Experiment  # noqa: PLC0415
 
-    ex = Experiment(_config(model=model, out=out, stimuli=stimuli, frames=frames, position=position,
-                            readout=readout, cache_dir=cache_dir, device=device, dtype=dtype))
-    ex.run_capture()
-    ex.run_probes()
+    with staged(out, overwrite=overwrite) as staging:
+        ex = Experiment(_config(model=model, out=staging, stimuli=stimuli, frames=frames, position=position,
+                                readout=readout, cache_dir=cache_dir, device=device, dtype=dtype))
+        ex.run_capture()
+        ex.run_probes()
     for kind, p in ex.metrics["probe"].items():
-        console.print(f"{kind:12s} best layer {p['best_layer']:2d}  CV accuracy {p['cv_accuracy']:.3f} "
-                      f"[{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]  AUC {p['auc']:.3f}")
-    console.print(f"directions and tables in {out}")
+        say(f"{kind:12s} best layer {p['best_layer']:2d}  CV accuracy {p['cv_accuracy']:.3f} "
+            f"[{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]  AUC {p['auc']:.3f}")
+    say(f"directions and tables in {out}")
+
+
+def _export_targets(out: Path, source: Path, force: bool) -> None:
+    """Refuse an export that would overwrite its input, an existing file (without --force), or a file it did not
+    write: the .json sidecar of a .safetensors output must be absent or a direction sidecar."""
+    from entangle.directions import sidecar_path  # noqa: PLC0415
+    from entangle.directions.direction import FORMATS  # noqa: PLC0415
+    from entangle.files import InputError, read_json  # noqa: PLC0415
+
+    validate.one_of("--out suffix", out.suffix.lower().lstrip("."), FORMATS)
+    validate.output_file(out, force=force, inputs=[source])
+    if out.suffix.lower() != ".safetensors":
+        return
+    side = sidecar_path(out)
+    inputs = [source, sidecar_path(source)] if source.suffix.lower() == ".safetensors" else [source]
+    validate.output_file(side, force=True, inputs=inputs)
+    if not side.exists():
+        return
+    if not out.exists():
+        raise InputError(side, None, None, f"exists without {out.name}: exporting {out.name} would write its "
+                                           f"sidecar over a file entangle did not create; choose another --out")
+    try:
+        meta = read_json(side)
+    except InputError:
+        meta = {}
+    if not {"kind", "method", "layers"} <= set(meta):
+        raise InputError(side, None, None, f"is not a direction sidecar; exporting {out.name} would overwrite it; "
+                                           f"choose another --out")
 
 
 @app.command()
@@ -113,27 +178,21 @@ def export(
     direction: Annotated[Path, typer.Argument(help="a direction file (.safetensors/.npz/.pt/.gguf)")],
     out: Annotated[Path, typer.Option(help="output file; the suffix picks the format")],
     layers: Annotated[str | None, typer.Option(help="comma-separated layers to keep (default: all)")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Convert a direction to another format (safetensors+JSON, npz, pt, llama.cpp control-vector GGUF)."""
     import numpy as np  # noqa: PLC0415
 
-    from entangle.directions import (  # noqa: PLC0415
-        Direction,
-        DirectionError,
-        load_direction,
-        save_direction,
-    )
+    from entangle.directions import Direction, load_direction, save_direction  # noqa: PLC0415
 
-    try:
-        d = load_direction(direction)
-        if layers:
-            keep = [int(x) for x in layers.split(",")]
-            d = Direction(np.stack([d.at(layer) for layer in keep]), keep, d.kind, d.method,
-                          {k: v for k, v in d.meta.items() if k not in ("layers", "hook_points", "norm", "cv_metrics")})
-        written = save_direction(d, out)
-    except (DirectionError, KeyError, ValueError) as exc:
-        _fail(exc)
-    console.print("wrote " + ", ".join(str(p) for p in written))
+    _export_targets(out, direction, force)
+    d = load_direction(direction)
+    if layers:
+        keep = validate.layers("--layers", layers, d.layers)
+        d = Direction(np.stack([d.at(layer) for layer in keep]), keep, d.kind, d.method,
+                      {k: v for k, v in d.meta.items() if k not in ("layers", "hook_points", "norm", "cv_metrics")})
+    written = save_direction(d, out)
+    say("wrote " + ", ".join(str(p) for p in written))
 
 
 @app.command()
@@ -144,23 +203,26 @@ def score(
     column: Annotated[str | None, typer.Option(help="CSV column holding the texts (default: text)")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="default: the model recorded in the direction")] = None,
     device: DeviceOpt = "cpu",
+    force: ForceOpt = False,
 ) -> None:
     """Project texts onto a direction (per layer) and read out every kind's judgement, as the stimuli were."""
-    quiet_libraries()
-    from entangle.directions import DirectionError, load_direction  # noqa: PLC0415
-    from entangle.files import atomic_write  # noqa: PLC0415
-    from entangle.models import load_model  # noqa: PLC0415
-    from entangle.score import TextsError, read_texts, score_texts  # noqa: PLC0415
+    from entangle.directions import load_direction, sidecar_path  # noqa: PLC0415
+    from entangle.files import InputError, atomic_write  # noqa: PLC0415
 
-    try:
-        d = load_direction(direction)
-        items = read_texts(texts, column)
-        lm = load_model(model or d.meta["model"], device=device)
-        df = score_texts(lm, d, items)
-    except (DirectionError, TextsError, ValueError, RuntimeError) as exc:
-        _fail(exc)
+    validate.output_file(out, force=force, inputs=[texts, direction, sidecar_path(direction)])
+    d = load_direction(direction)
+    items = validate.texts(texts, column)
+    validate.device(device)
+    model = model or d.meta.get("model")
+    if not model:
+        raise InputError(direction, None, "model", "the direction does not record its model; pass --model")
+    quiet_hf()
+    from entangle.models import load_model  # noqa: PLC0415
+    from entangle.score import score_texts  # noqa: PLC0415
+
+    df = score_texts(load_model(model, device=device), d, items)
     atomic_write(out, lambda p: df.to_csv(p, index=False))
-    console.print(f"scored {len(df)} texts -> {out}")
+    say(f"scored {len(df)} texts -> {out}")
 
 
 @app.command()
@@ -182,25 +244,38 @@ def run(
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     device_map: Annotated[str | None, typer.Option(help="e.g. auto: spread a large model over GPUs")] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
-    """The whole experiment: capture -> probes -> entanglement vs norms -> ablation with controls -> report."""
-    quiet_libraries()
+    """The whole experiment: capture -> probes -> entanglement vs norms -> ablation with controls -> report.
+
+    The run is written into a staging folder beside --out and moved into place only when complete; an existing
+    --out holding results is refused unless --overwrite (then replaced only after the new run has finished).
+    """
+    out = out or Path("runs") / Path(model).name
+    stim = _check_run_inputs(out=out, overwrite=overwrite, stimuli=stimuli, frames=frames, readout=readout,
+                             position=position, cache_dir=cache_dir, device=device, dtype=dtype)
+    if norms is not None:
+        validate.ratings(norms, stim)
+    from entangle.studies.entanglement.pipeline import LAYER_RULES, summary_lines  # noqa: PLC0415
     from entangle.studies.entanglement.pipeline import run as run_pipeline  # noqa: PLC0415
 
-    out = out or Path("runs") / Path(model).name
-    cfg = _config(model=model, out=out, stimuli=stimuli, frames=frames, norms=norms, readout=readout,
-                  position=position, n_random=n_random, control_frames=control_frames, primary_rule=primary_rule,
-                  n_boot=n_boot, seed=seed, batch_size=batch_size, cache_dir=cache_dir, device=device, dtype=dtype,
-                  device_map=device_map)
-    try:
-        folder = run_pipeline(cfg)
-    except (ValueError, RuntimeError) as exc:
-        _fail(exc)
-    from entangle.studies.entanglement.pipeline import summary_lines  # noqa: PLC0415
-
-    for line in summary_lines(folder):
-        console.print(line)
-    console.print(f"report: {folder / 'report.html'}")
+    validate.at_least("--n-random", n_random, 1)
+    validate.at_least("--control-frames", control_frames, 2)
+    validate.at_least("--n-boot", n_boot, 1)
+    validate.at_least("--batch-size", batch_size, 1)
+    validate.one_of("--primary-rule", primary_rule, LAYER_RULES)
+    validate.device_map(device_map)
+    quiet_hf()
+    with staged(out, overwrite=overwrite) as staging:
+        cfg = _config(model=model, out=staging, stimuli=stimuli, frames=frames, norms=norms, readout=readout,
+                      position=position, n_random=n_random, control_frames=control_frames,
+                      primary_rule=primary_rule, n_boot=n_boot, seed=seed, batch_size=batch_size,
+                      cache_dir=cache_dir, device=device, dtype=dtype, device_map=device_map)
+        run_pipeline(cfg)
+        _record_final_out(staging, out)
+    for line in summary_lines(out):
+        say(line)
+    say(f"report: {out / 'report.html'}")
 
 
 @app.command()
@@ -208,7 +283,8 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a folder written by `en
     """Rebuild report.html from a run folder (no model needed)."""
     from entangle.report import build_report  # noqa: PLC0415
 
-    console.print(f"wrote {build_report(run_dir)}")
+    validate.input_folder(run_dir, "run folder")
+    say(f"wrote {build_report(run_dir)}")
 
 
 @app.command()
@@ -220,4 +296,7 @@ def compare(
     """Set two runs side by side (e.g. SmolLM2 vs Gemma-3) in one HTML page."""
     from entangle.report import compare_runs  # noqa: PLC0415
 
-    console.print(f"wrote {compare_runs(run_a, run_b, out)}")
+    validate.input_folder(run_a, "run folder")
+    validate.input_folder(run_b, "run folder")
+    validate.output_file(out, force=True)
+    say(f"wrote {compare_runs(run_a, run_b, out)}")
