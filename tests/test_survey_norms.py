@@ -123,6 +123,9 @@ def test_simulate_cli_then_import_and_report(tmp_path, stim):
     assert (tmp_path / "ex" / "ratings.csv").read_text() == (tmp_path / "sim" / "ratings.csv").read_text()
 
     imp = load_norms(tmp_path / "sim" / "ratings.csv", stim, n_boot=50)
+    # the plain importer (today's `--norms` path) reads the export too: its item rows, no exclusions
+    plain = load_ratings(tmp_path / "sim" / "ratings.csv", stim)
+    assert len(plain) == imp.exclusions.n_trials > len(imp.ratings) and set(plain.columns) == set(imp.ratings.columns)
     assert imp.simulated and imp.ratings.attrs["simulated"]
     assert all(imp.reliability[k].alpha > 0.5 and imp.reliability[k].ci_low < imp.reliability[k].alpha
                for k in ("moral", "grammatical", "economic"))

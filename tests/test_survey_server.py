@@ -136,6 +136,8 @@ def test_fifty_parallel_participants_each_answer_exported_once(tmp_path):
 def test_sigkill_mid_study_loses_nothing(tmp_path):
     server = Server(tmp_path / "kill.db").start()
     people = [Participant(server.url, f"KILL{i}") for i in range(6)]
+    for p in people:  # consent and instructions first, so every participant exists when the kill comes
+        p.begin()
 
     def answer_until_killed(p: Participant) -> None:
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from entangle.files import atomic_write
-from entangle.survey.store import Store
+from entangle.survey.store import Store, rater_id
 
 RATINGS_COLUMNS: tuple[str, ...] = ("item_id", "kind", "rating", "rater_id", "trial", "expected_min",
                                     "expected_max", "rt_ms")
@@ -35,7 +35,7 @@ def trials_table(store: Store) -> pd.DataFrame:
            JOIN participants p ON p.id = t.participant_id WHERE t.rating IS NOT NULL
            ORDER BY p.id, t.position""")
     df = pd.DataFrame([{
-        "rater_id": f"p{r['pid']:05d}", "prolific_pid": r["prolific_pid"], "study_id": r["study_id"],
+        "rater_id": rater_id(r["pid"]), "prolific_pid": r["prolific_pid"], "study_id": r["study_id"],
         "session_id": r["session_id"], "kind": r["kind"], "position": r["position"], "trial": r["trial"],
         "item_id": r["item_id"], "text": r["text"], "expected_min": r["expected_min"],
         "expected_max": r["expected_max"], "rating": r["rating"], "rt_ms": r["rt_ms"],

@@ -44,6 +44,11 @@ CREATE INDEX IF NOT EXISTS trials_item ON trials (kind, item_id);
 """
 
 
+def rater_id(participant_id: int) -> str:
+    """The pseudonymous id the exports use for a participant (never the Prolific id)."""
+    return f"p{participant_id:05d}"
+
+
 @dataclass(frozen=True)
 class Participant:
     """A row of `participants`: who, which kind, and where they are."""
@@ -55,11 +60,6 @@ class Participant:
     prolific_pid: str | None
     instructions_at: float | None
     completed_at: float | None
-
-    @property
-    def rater_id(self) -> str:
-        """The pseudonymous id the ratings export uses (never the Prolific id)."""
-        return f"p{self.id:05d}"
 
 
 @dataclass(frozen=True)
