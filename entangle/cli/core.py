@@ -111,8 +111,7 @@ def _record_final_out(folder: Path, out: Path) -> None:
     from entangle.runfolder import RunFolder  # noqa: PLC0415
 
     rf = RunFolder(folder)
-    if rf.has("config.json"):
-        rf.write_config({**rf.config(), "out": str(out)})
+    rf.write_config({**rf.config(), "out": str(out)})
 
 
 @app.command()
@@ -273,6 +272,9 @@ def run(
                       cache_dir=cache_dir, device=device, dtype=dtype, device_map=device_map)
         run_pipeline(cfg)
         _record_final_out(staging, out)
+    from entangle.report import build_report  # noqa: PLC0415
+
+    build_report(out)  # again, so the page names the folder and settings it ends up with
     for line in summary_lines(out):
         say(line)
     say(f"report: {out / 'report.html'}")
