@@ -93,7 +93,8 @@ def test_ei_null_contains_zero(items):
 
 
 def test_ei_recovers_planted_leak(items):
-    res = behavioural_ei(readouts(items, leak={("moral", "grammatical"): 0.3}), n_boot=400, seed=0)
+    # effect coding: b_m is the full good − bad contrast, 2 × 0.15, against the grammatical contrast 1 → EI 0.3
+    res = behavioural_ei(readouts(items, leak={("moral", "grammatical"): 0.15}), n_boot=400, seed=0)
     t = res.table().set_index(["from_factor", "to_kind"])
     row = t.loc[("moral", "grammatical")]
     assert row["ci_low"] <= 0.3 <= row["ci_high"]
@@ -106,7 +107,7 @@ def test_ei_recovers_planted_leak(items):
 
 def test_ei_sign_of_own_effect(items):
     """A readout that runs backwards on its own factor gets diagonal −1 and EI in units of |b_K|."""
-    df = readouts(items, own=-1.0, leak={("moral", "grammatical"): 0.3})
+    df = readouts(items, own=-1.0, leak={("moral", "grammatical"): 0.15})
     res = behavioural_ei(df, n_boot=50)
     assert res.cell("grammatical", "grammatical") == -1.0
     assert 0.2 < res.cell("moral", "grammatical") < 0.4

@@ -140,7 +140,7 @@ def simulated_ratings(stim: pd.DataFrame, leak: float, n_raters: int = 6, seed: 
 
 def test_human_ei_recovers_planted_values():
     stim = stimuli(30)
-    ratings = simulated_ratings(stim, leak=0.45)  # own gap g1−g0 = 3 → EI(m→g) = 0.45 / 3 = 0.15
+    ratings = simulated_ratings(stim, leak=0.225)  # own gap g1−g0 = 3, moral contrast 2 × 0.225 → EI 0.15
     res = human_ei(ratings, stim, n_boot=300, seed=0)
     assert res.resampling_unit == "frame+rater" and res.source == "ratings:sim.csv"
     assert res.controls == []  # the stimuli carry no n_tokens

@@ -17,7 +17,7 @@ from entangle.analysis.stats import (
     frame_levels,
     percentile_ci,
 )
-from entangle.schema import CI_LEVEL, FACTORS, KINDS, RESAMPLING_UNIT
+from entangle.schema import CI_LEVEL, FACTOR_LEVELS, FACTORS, KINDS, RESAMPLING_UNIT
 
 _READOUT_COLUMNS = ("item_id", "frame", "moral", "economic", "grammatical", "kind", "value")
 
@@ -68,6 +68,9 @@ class EIResult:
     n_items: np.ndarray  # [n_kinds]
     n_frames: int
     boot: EIBoot | None
+    coef_raw: np.ndarray | None = None  # [n_factors, n_kinds], full-contrast effect in readout units
+    coef_raw_ci_low: np.ndarray | None = None
+    coef_raw_ci_high: np.ndarray | None = None
     source: str = "model"
     controls: list[str] = field(default_factory=list)
     n_boot: int = 0
@@ -104,6 +107,9 @@ class EIResult:
                         "ei_se": self.ei_se[i, j],
                         "ei_p": self.ei_p[i, j],
                         "own_coef": self.own_coef[j],
+                        "coef_raw": np.nan if self.coef_raw is None else self.coef_raw[i, j],
+                        "coef_raw_ci_low": np.nan if self.coef_raw_ci_low is None else self.coef_raw_ci_low[i, j],
+                        "coef_raw_ci_high": np.nan if self.coef_raw_ci_high is None else self.coef_raw_ci_high[i, j],
                         "n_items": int(self.n_items[j]),
                         "n_frames": int(self.n_frames),
                         "source": self.source,
@@ -173,6 +179,13 @@ def _wols_boot(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray,
     return beta, np.sqrt(np.clip(var, 0.0, None))
 
 
+def effect_code(values: np.ndarray, factor: str) -> np.ndarray:
+    """Levels mapped so the top and bottom level are +½ and −½ (neutral 0): a coefficient is the full contrast."""
+    levels = FACTOR_LEVELS[factor]
+    lo, hi = min(levels), max(levels)
+    return (np.asarray(values, dtype=np.float64) - (lo + hi) / 2.0) / (hi - lo)
+
+
 def _check_readouts(df: pd.DataFrame, control_tokens: bool) -> None:
     need = list(_READOUT_COLUMNS) + (["n_tokens"] if control_tokens else [])
     missing = [c for c in need if c not in df.columns]
@@ -199,7 +212,11 @@ def behavioural_ei(
     source: str = "model",
     _rater_values: Any = None,
 ) -> EIResult:
-    """EI(f→K) = b_f / |b_K| from OLS of z-scored value on m, e, g (+ z-scored n_tokens), per kind, frame bootstrap."""
+    """EI(f→K) = b_f / |b_K| from OLS of z-scored value on m, e, g (+ z-scored n_tokens), per kind, frame bootstrap.
+
+    Factors are effect-coded so that each coefficient is its full contrast (good − bad, gain − loss, well-formed −
+    violated; DESIGN.md §5): EI compares like with like. Raw coefficients (readout units) come with their intervals.
+    """
     _check_readouts(df, control_tokens)
     kinds = [k for k in KINDS if k in set(df["kind"])]
     levels = frame_levels(df["frame"].to_numpy())
@@ -216,6 +233,8 @@ def behavioural_ei(
     boot_ei = np.full((n_boot, nf, nk), np.nan)
     boot_own = np.full((n_boot, nk), np.nan)
     boot_own_raw = np.full((n_boot, nk), np.nan)
+    coef_raw = np.full(shape, np.nan)
+    boot_coef_raw = np.full((n_boot, nf, nk), np.nan)
     controls = ["n_tokens"] if control_tokens else []
     rater_levels = rater_draws = None
 
@@ -223,7 +242,7 @@ def behavioural_ei(
         sub = df[df["kind"] == kind].reset_index(drop=True)
         n_items[j] = len(sub)
         fcodes = np.searchsorted(levels, sub["frame"].to_numpy())
-        cols = [sub[f].to_numpy(dtype=np.float64) for f in FACTORS]
+        cols = [effect_code(sub[f].to_numpy(dtype=np.float64), f) for f in FACTORS]
         names = list(FACTORS)
         if control_tokens:
             cols.append(_zscore(sub["n_tokens"].to_numpy(dtype=np.float64)))
@@ -251,6 +270,7 @@ def behavioural_ei(
                 continue
             ii = vnames.index(f)
             out["coef"][i, j] = params[ii]
+            coef_raw[i, j] = params[ii] * sd_raw
             out["coef_se"][i, j] = np.asarray(fit.bse)[ii]
             out["coef_p"][i, j] = np.asarray(fit.pvalues)[ii]
             if f == kind:
@@ -281,12 +301,14 @@ def behavioural_ei(
             for i, f in enumerate(FACTORS):
                 if f not in vnames:
                     continue
+                boot_coef_raw[:, i, j] = beta[:, vnames.index(f)]
                 if f == kind:
                     boot_ei[:, i, j] = np.sign(b_own_b)
                 else:
                     boot_ei[:, i, j] = beta[:, vnames.index(f)] / np.abs(b_own_b)
 
     lo, hi = percentile_ci(boot_ei)
+    raw_lo, raw_hi = percentile_ci(boot_coef_raw)
     return EIResult(
         kinds=kinds,
         factors=list(FACTORS),
@@ -308,6 +330,9 @@ def behavioural_ei(
         n_boot=n_boot,
         seed=seed,
         resampling_unit=RESAMPLING_UNIT if _rater_values is None else "frame+rater",
+        coef_raw=coef_raw,
+        coef_raw_ci_low=raw_lo,
+        coef_raw_ci_high=raw_hi,
     )
 
 
