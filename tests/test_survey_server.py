@@ -118,7 +118,7 @@ def test_fifty_parallel_participants_each_answer_exported_once(tmp_path):
             return p.run().text
 
         start = time.monotonic()
-        with ThreadPoolExecutor(max_workers=25) as pool:
+        with ThreadPoolExecutor(max_workers=50) as pool:
             pages = list(pool.map(run, people, timeout=120))
         elapsed = time.monotonic() - start
         assert all("completion-code" in t for t in pages)

@@ -38,7 +38,7 @@ PROLIFIC_PARAMS = {"PROLIFIC_PID": "prolific_pid", "STUDY_ID": "study_id", "SESS
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_RT_MS = 24 * 3600 * 1000
 SECONDS_PER_TRIAL = 12  # for the time estimate on the consent page
-HEADERS = [(b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self' https:"),
+HEADERS = [(b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
            (b"cache-control", b"no-store")]
 
