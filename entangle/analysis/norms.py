@@ -22,7 +22,13 @@ import pandas as pd
 from entangle.analysis.entanglement import EIResult, behavioural_ei
 from entangle.files import InputError
 from entangle.schema import FACTORS, KINDS, RESAMPLING_UNIT
-from entangle.survey.quality import Exclusions, ExclusionRules, Reliability, apply_exclusions, reliability
+from entangle.survey.quality import (
+    ExclusionRules,
+    Exclusions,
+    Reliability,
+    apply_exclusions,
+    reliability,
+)
 
 RATING_COLUMNS = ("item_id", "kind", "rating")
 OPTIONAL_COLUMNS = ("rater_id", "trial", "expected_min", "expected_max", "rt_ms", "simulated")
