@@ -33,19 +33,42 @@ from entangle.readouts import standardised_separation
 from entangle.schema import KINDS
 from entangle.stimuli import StimulusSet
 
-DEFAULT_POSITIONS = ("last", "judged_mean")
+
+
+def available_positions(stimuli: StimulusSet) -> tuple[str, ...]:
+    """Every read position these stimuli allow: act and outcome spans only where every item records them."""
+    spans = [getattr(it, "span", None) for it in stimuli.items]
+    named = tuple(f"{n}_mean" for n in ("act", "outcome")
+                  if all(callable(s) and s(n) is not None for s in spans))
+    return ("last", "judged_mean", "judged_last", *named)
+
 ENGINE = "shared-prefix/1"
 """Recorded in every cache key and manifest: how the activations were computed."""
 
 
 @dataclass
 class ActivationSet:
-    """Activations [n_prompts, n_layers + 1, d_model] per position, readouts, and per-prompt metadata."""
+    """Activations per position, readouts, and per-prompt metadata.
+
+    `acts["last"]` is [n_prompts, n_layers + 1, d_model]; positions inside the judged sentence (`judged_mean`, ...)
+    are the same under every template of an item, so they are stored once per item: [n_items, n_layers + 1,
+    d_model], row `prompts.item_row` (use `position_rows`).
+    """
 
     prompts: pd.DataFrame
     acts: dict[str, np.ndarray]
     manifest: dict[str, Any]
     path: Path | None = None
+
+    def position_rows(self, position: str, rows: np.ndarray) -> np.ndarray:
+        """Rows of `acts[position]` holding the prompts `rows` (item rows for sentence positions)."""
+        return rows if position == "last" else self.prompts["item_row"].to_numpy()[rows]
+
+    def at(self, position: str, rows: np.ndarray, layer: int | None = None) -> np.ndarray:
+        """Activations of the prompts `rows` at `position` (all layers, or one), read from the memory map."""
+        arr = self.acts[position]
+        r = self.position_rows(position, np.asarray(rows))
+        return np.asarray(arr[r] if layer is None else arr[r, layer])
 
     def rows(self, kind: str, template_id: str | None = None) -> np.ndarray:
         """Row indices of one kind's prompts (optionally one template)."""
@@ -94,7 +117,7 @@ def capture(
     style: str = "cloze",
     kinds: Sequence[str] = KINDS,
     per_kind: int | None = None,
-    positions: Sequence[str] = DEFAULT_POSITIONS,
+    positions: Sequence[str] | None = None,
     batch_size: int = 32,
     cache_dir: str | Path = DEFAULT_CACHE,
     progress: bool = True,
@@ -107,6 +130,7 @@ def capture(
     Batches are flushed to a memory-mapped file as they finish; an interrupted capture resumes at the first
     unfinished batch. `on_batch(i)` is called after batch i is on disk (tests use it to interrupt a run).
     """
+    positions = tuple(positions) if positions is not None else available_positions(stimuli)
     tmpls = resolve_templates(model, style, kinds, per_kind)
     prompts = build_prompts(stimuli.items, tmpls, model.tokenizer)
     info = model.info
@@ -122,10 +146,14 @@ def capture(
     batches = group_batches(runner.encoded, batch_size)
     work = entry.work_dir()
     table = prompt_table(prompts, runner)
+    table["item_row"] = pd.factorize(table["item_id"])[0]
     atomic_write(work / "prompts.csv", lambda p: table.to_csv(p, index=False))
     n, width = len(prompts), info.n_layers + 1
-    arrays = {p: entry.open_array(f"acts_{p}", (n, width, info.d_model), work) for p in positions}
+    n_items = int(table["item_row"].max()) + 1
+    arrays = {p: entry.open_array(f"acts_{p}", (n if p == "last" else n_items, width, info.d_model), work)
+              for p in positions}
     values = entry.open_array("readouts", (n, 3), work)
+    item_row = table["item_row"].to_numpy()
     done, seconds_before = entry.done_batches(), entry.seconds_so_far()
     start = time.perf_counter()
     todo = [b for b in range(len(batches)) if b not in done]
@@ -133,7 +161,7 @@ def capture(
         idx = batches[b]
         out = runner.run(idx, positions)
         for p in positions:
-            arrays[p][idx] = out.acts[p]
+            arrays[p][idx if p == "last" else item_row[idx]] = out.acts[p]
         values[idx] = np.stack([out.readout, out.logprob, table["n_judged_tokens"].to_numpy()[idx]], axis=1)
         for arr in (*arrays.values(), values):
             arr.flush()
@@ -142,7 +170,7 @@ def capture(
         if on_batch is not None:
             on_batch(b)
     elapsed = seconds_before + time.perf_counter() - start
-    checks = run_self_checks(runner, batches, arrays, values) if self_check else {}
+    checks = run_self_checks(runner, batches, arrays, values, item_row) if self_check else {}
     manifest = {
         "entangle_version": __version__, "key": key, "model": info.to_dict(), "stimuli_sha256": stimuli.sha256,
         "stimuli_source": stimuli.source, "n_items": len(stimuli), "n_prompts": n, "kinds": list(kinds),

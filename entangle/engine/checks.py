@@ -27,7 +27,7 @@ def _nan_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run_self_checks(runner: Runner, batches: list[list[int]], arrays: dict[str, np.ndarray], values: np.ndarray,
-                    n_sample: int = 4) -> dict[str, Any]:
+                    item_row: np.ndarray, n_sample: int = 4) -> dict[str, Any]:
     """Padding invariance (prompts run alone vs batched), hook semantics (bridge hooks vs HF hidden states) and
     shared prefix vs full prompt (activations and readouts, plain and under an ablation hook)."""
     padded = [b[-1] for b in batches if len(b) > 1 and len({len(runner.encoded[i].ids) for i in b}) > 1]
@@ -36,7 +36,7 @@ def run_self_checks(runner: Runner, batches: list[list[int]], arrays: dict[str, 
     for i in sample:
         alone = runner.run([i], list(arrays))
         for p, arr in arrays.items():
-            worst = max(worst, _rel(alone.acts[p][0], arr[i]))
+            worst = max(worst, _rel(alone.acts[p][0], arr[i if p == "last" else item_row[i]]))
         worst = max(worst, abs(float(alone.readout[0]) - float(values[i, 0])) / max(1.0, abs(float(values[i, 0]))))
     hook_err = hook_semantics_error(runner, batches[0])
     shared = shared_prefix_error(runner, batches[0][: min(len(batches[0]), 12)], list(arrays))
