@@ -151,8 +151,10 @@ def _export_targets(out: Path, source: Path, force: bool) -> None:
     from entangle.directions.direction import FORMATS  # noqa: PLC0415
     from entangle.files import InputError, read_json  # noqa: PLC0415
 
-    validate.one_of("--out suffix", out.suffix.lower().lstrip("."), FORMATS)
     validate.output_file(out, force=force, inputs=[source])
+    if out.suffix.lower().lstrip(".") not in FORMATS:
+        raise validate.OptionError("--out", f"the suffix picks the format: use {', '.join('.' + f for f in FORMATS)}"
+                                            f" (got {out.suffix or 'none'!r})")
     if out.suffix.lower() != ".safetensors":
         return
     side = sidecar_path(out)
