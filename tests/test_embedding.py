@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from entangle.analysis.embedding import embedding_probe, probe_embeddings, span_embeddings
+from entangle.analysis.embedding import (
+    embedding_probe,
+    probe_embeddings,
+    span_embeddings,
+)
 from entangle.engine.tokens import encode
 from entangle.stimuli import STIMULI_V2, load_stimuli
 
@@ -37,7 +41,7 @@ def test_span_means_are_the_layer0_residual(tiny):
         e = encode(tiny.tokenizer, it.text, (it.judged_start, it.judged_end), "prepend", {"act": it.span("act")})
         got = {}
 
-        def keep(x, hook):
+        def keep(x, hook, got=got):
             got["x"] = x.detach()
             return x
 
