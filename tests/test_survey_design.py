@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ def test_config_refuses_more_items_than_frames(stim):
 def test_materials_errors_name_the_field(tmp_path, mats):
     import json
 
-    data = json.loads(open(mats.source, encoding="utf-8").read())
+    data = json.loads(Path(mats.source).read_text(encoding="utf-8"))
     data["catch"]["moral"][0]["max"] = 9
     bad = tmp_path / "m.json"
     bad.write_text(json.dumps(data), encoding="utf-8")

@@ -9,6 +9,7 @@ import io
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ from entangle.survey.web import create_app
 
 @pytest.fixture()
 def client(tmp_path):
-    data = json.loads(open(load_materials().source, encoding="utf-8").read())
+    data = json.loads(Path(load_materials().source).read_text(encoding="utf-8"))
     for kind in data["kinds"].values():
         kind["question"] = "<script>alert('q')</script> How good?"
     (tmp_path / "m.json").write_text(json.dumps(data), encoding="utf-8")

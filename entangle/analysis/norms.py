@@ -35,6 +35,8 @@ OPTIONAL_COLUMNS = ("rater_id", "trial", "expected_min", "expected_max", "rt_ms"
 """`entangle survey export` writes all of these; a plain `item_id,kind,rating[,rater_id]` file is read as items."""
 TRIALS = ("item", "catch", "instructed")
 SCALE = (1, 7)
+DEFAULT_RULES = ExclusionRules()
+"""The documented defaults (docs/SURVEY.md): no failed check, 800 ms, 25% too fast, 5 identical ratings."""
 
 
 class NormsError(InputError):
@@ -278,7 +280,7 @@ def _require_kinds(path: str | Path, ratings: pd.DataFrame, stage: str) -> None:
                                              f"kind ({', '.join(KINDS)}) rated")
 
 
-def load_norms(path: str | Path, stimuli: pd.DataFrame | Iterable[Any], rules: ExclusionRules = ExclusionRules(),
+def load_norms(path: str | Path, stimuli: pd.DataFrame | Iterable[Any], rules: ExclusionRules = DEFAULT_RULES,
                *, n_boot: int = 200, seed: int = 0) -> NormsImport:
     """Read a ratings file or `entangle survey export`, apply the exclusion rules, measure reliability per kind.
 

@@ -46,7 +46,8 @@ def serve(
     materials: MaterialsOpt = None,
 ) -> None:
     """Serve the rating study: consent, instructions, practice, items with attention checks, completion code."""
-    from entangle.survey.server import open_study, serve as run_server  # noqa: PLC0415
+    from entangle.survey.server import open_study  # noqa: PLC0415
+    from entangle.survey.server import serve as run_server  # noqa: PLC0415
 
     try:
         stim, mats, config = _study_inputs(stimuli, frames, materials, raters_per_item, items_per_participant)
@@ -55,11 +56,11 @@ def serve(
     except ValueError as exc:
         _fail(exc)
     base = f"http://{host}:{port}"
-    for line in (f"study: {len(stim)} items, {raters_per_item} raters per item and kind, {items_per_participant} "
-                 f"items per participant; database {escape(str(db))}",
+    for line in ((f"study: {len(stim)} items, {raters_per_item} raters per item and kind, {items_per_participant} "
+                  f"items per participant; database {escape(str(db))}"),
                  f"participants: {base}/",
-                 f"Prolific study URL: {base}/?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}"
-                 "&SESSION_ID={{%SESSION_ID%}}",
+                 (f"Prolific study URL: {base}/?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}"
+                  "&SESSION_ID={{%SESSION_ID%}}"),
                  f"admin: {base}/admin?token={escape(settings.admin_token)}",
                  f"completion code: {escape(settings.completion_code)}"):
         console.print(line, soft_wrap=True)

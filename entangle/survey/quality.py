@@ -74,10 +74,12 @@ class Reliability:
     n_boot: int = 0
 
 
-def apply_exclusions(df: pd.DataFrame, rules: ExclusionRules = ExclusionRules()) -> tuple[pd.DataFrame, Exclusions]:
+def apply_exclusions(df: pd.DataFrame, rules: ExclusionRules | None = None) -> tuple[pd.DataFrame, Exclusions]:
     """Item ratings that pass the rules, and the account of what was removed.
 
-    `df` has item_id, kind, rating, rater_id, trial, expected_min, expected_max, rt_ms (rt_ms may be missing)."""
+    `df` has item_id, kind, rating, rater_id, trial, expected_min, expected_max, rt_ms (rt_ms may be missing);
+    `rules` defaults to `ExclusionRules()`."""
+    rules = rules or ExclusionRules()
     items = df[df["trial"] == "item"]
     checks = df[df["trial"].isin(CHECK_TRIALS)]
     failed = checks[(checks["rating"] < checks["expected_min"]) | (checks["rating"] > checks["expected_max"])]

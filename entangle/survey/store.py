@@ -212,7 +212,7 @@ class Store:
             if rt_ms is None:
                 shown = con.execute("SELECT shown_at FROM trials WHERE participant_id = ? AND position = ?",
                                     (participant_id, position)).fetchone()[0]
-                rt_ms = None if shown is None else int(round(1000 * (now - shown)))
+                rt_ms = None if shown is None else round(1000 * (now - shown))
             con.execute("UPDATE trials SET rating = ?, rt_ms = ?, answered_at = ? WHERE participant_id = ? "
                         "AND position = ? AND rating IS NULL", (rating, rt_ms, now, participant_id, position))
             left = con.execute("SELECT COUNT(*) FROM trials WHERE participant_id = ? AND rating IS NULL",
