@@ -11,11 +11,13 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import pandas as pd
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -185,7 +187,7 @@ def create_app(settings: Settings) -> ASGIApp:
         return page(request, "admin.html", s=summary, token=request.query_params.get("token", ""),
                     n=settings.config.raters_per_item)
 
-    def export(table: Any, name: str) -> Any:
+    def export(table: Callable[[Store], pd.DataFrame], name: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             if not authorised(request):
                 return PlainTextResponse("admin token required", status_code=403)
