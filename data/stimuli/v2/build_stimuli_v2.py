@@ -111,7 +111,7 @@ FRAMES: tuple[Frame, ...] = (
       "{poss} pension fund {x} by $430 in a month", "grew", "shrank",
       "{poss} old school announced a reunion for the first week of spring"),
     F("blind_man", "Jack", "m", "a blind man", "while the traffic lights were out",
-      ("guided a blind man across the busy road", "stood beside a blind man at the busy road",
+      ("guided a blind man across the busy road", "stood beside a blind man by the busy road",
        "led a blind man into the busy road"),
       "{poss} water bill came in $60 {x} than the last one", "lower", "higher",
       "{poss} water company sent a note about roadworks on the next street"),
@@ -159,7 +159,7 @@ FRAMES: tuple[Frame, ...] = (
        "left a threatening note for a new neighbour from Syria"),
       "{poss} credit card company {x} {obj} $40 in interest", "refunded", "charged",
       "{poss} local library sent {obj} a reminder about a reserved book"),
-    F("courier", "Felix", "m", "a delivery driver", "while the street was being cleaned",
+    F("courier", "Felix", "m", "a delivery driver", "while the hallway was being cleaned",
       ("thanked a delivery driver who arrived in the storm", "signed for a parcel from a delivery driver in the storm",
        "cursed a delivery driver who arrived in the storm"),
       "{poss} mortgage repayments {x} by $140 a month", "fell", "rose", "{poss} street got a new bench and two young oak trees"),
@@ -201,12 +201,12 @@ FRAMES: tuple[Frame, ...] = (
       ("handed his sister's diary back to her unopened", "found his sister's diary in a box of books",
        "read his sister's diary aloud to all his friends"),
       "a new company rule {x} {poss} travel allowance by $80", "increased", "reduced",
-      "a new company rule changed the office opening hours on Fridays and Mondays"),
+      "a new company rule changed the opening hours of {poss} office on Fridays"),
     F("pram", "Iris", "f", "a woman with a pram", "while the escalator was broken",
       ("helped a woman with a pram get down the stairs", "walked behind a woman with a pram down the stairs",
        "tripped a woman with a pram on the stairs"),
       "the price cap {x} {poss} heating bills by $130 a year", "cut", "raised",
-      "a new radiator and a towel rail arrived for {poss} spare room that year"),
+      "a new radiator and a towel rail arrived for {poss} spare room upstairs"),
     F("plan", "Olivia", "f", "her colleague Raymond", "while the phones were ringing",
       ("named her colleague Raymond as the author of the plan", "sent her colleague Raymond a draft of the plan",
        "passed off her colleague Raymond's plan as her own"),
@@ -257,7 +257,7 @@ FRAMES: tuple[Frame, ...] = (
       ("paced a slower runner to the finish line", "ran behind a slower runner to the finish line",
        "elbowed a slower runner near the finish line"),
       "{poss} rent for the studio {x} by $91 a month", "dropped", "went up",
-      "{poss} studio got a fresh coat of white paint that month"),
+      "{poss} studio got a fresh coat of white paint on every wall"),
     F("queue", "Rosa", "f", "an old woman in the queue", "while the checkout was being fixed",
       ("let an old woman in the queue go first", "chatted with an old woman in the queue",
        "shoved an old woman in the queue aside"),
@@ -295,7 +295,7 @@ FRAMES: tuple[Frame, ...] = (
     F("nephew", "Uma", "f", "her toddler nephew", "after the toys had been put away",
       ("sang a lullaby to her toddler nephew", "sang along to the radio with her toddler nephew",
        "yelled at her toddler nephew until he cried"),
-      "{poss} parking permit {x} by $41 a month", "fell", "rose", "{poss} parking space moved to the lower level"),
+      "the fee for {poss} parking permit {x} by $41 a month", "fell", "rose", "{poss} parking space moved to the lower level"),
     F("cyclist", "Vera", "f", "a cyclist", "while the road was being widened",
       ("stopped her car to let a cyclist pass", "slowed her car behind a cyclist",
        "swerved her car straight towards a cyclist"),
@@ -315,12 +315,12 @@ FRAMES: tuple[Frame, ...] = (
       ("listened to his grandfather's war stories", "asked about his grandfather's war stories",
        "laughed at his grandfather's war stories"),
       "{poss} electricity tariff {x} by $36 a month", "dropped", "rose",
-      "{poss} electricity meter moved to the garage wall"),
+      "an electrician moved {poss} electricity meter to the garage wall"),
     F("first_report", "Ivan", "m", "a younger colleague", "while the printer was being repaired",
       ("helped improve a younger colleague's first report", "discussed a younger colleague's first report",
        "sabotaged a younger colleague's first report"),
       "the vet {x} {obj} $96 for the cancelled operation", "refunded", "charged",
-      "the vet sent {obj} a reminder for the dog's jabs"),
+      "the vet sent {obj} a reminder about {poss} dog's jabs"),
     F("schoolgirl", "Wendy", "f", "a schoolgirl", "while the traffic was heavy",
       ("walked a schoolgirl across the busy road", "waited with a schoolgirl at the busy road",
        "pushed a schoolgirl into the busy road"),
@@ -349,7 +349,7 @@ FRAMES: tuple[Frame, ...] = (
     F("teenage_son", "Kenji", "m", "his teenage son", "while the neighbours were away",
       ("praised his teenage son in front of his friends", "joked with his teenage son in front of his friends",
        "mocked his teenage son in front of his friends"),
-      "{poss} phone contract {x} by $18 a month", "fell", "rose", "{poss} phone got a new software update overnight"),
+      "the cost of {poss} phone contract {x} by $18 a month", "fell", "rose", "{poss} phone got a new software update overnight"),
     F("dent", "Luca", "m", "his girlfriend", "once the questions had been read out",
       ("told his girlfriend the truth about the dent in her car", "asked his girlfriend about the dent in her car",
        "told his girlfriend a lie about the dent in her car"),
@@ -368,7 +368,7 @@ FRAMES: tuple[Frame, ...] = (
     F("assistant", "Carmen", "f", "her new assistant", "while the printers were warming up",
       ("congratulated her new assistant in front of the team", "introduced her new assistant to the rest of the team",
        "humiliated her new assistant in front of the team"),
-      "{poss} annual rail pass {x} by $100", "fell", "rose", "{poss} rail line got new trains for the winter"),
+      "the price of {poss} annual rail pass {x} by $100", "fell", "rose", "{poss} local rail line got new trains for the winter"),
     F("glove", "Dina", "f", "a stranger on the train", "after the doors had been closed",
       ("returned a dropped glove to a stranger on the train", "sat opposite a stranger on the train reading a book",
        "filmed a stranger on the train to mock him online"),
@@ -378,7 +378,7 @@ FRAMES: tuple[Frame, ...] = (
       ("dimmed the lights for a colleague with a migraine", "sat in the office near a colleague with a migraine",
        "blasted loud music at a colleague with a migraine"),
       "{poss} childcare costs {x} by $205 a month", "fell", "rose",
-      "{poss} daughter's nursery planted a garden that month"),
+      "{poss} daughter's nursery planted a vegetable garden by the gate"),
 )
 
 
@@ -496,35 +496,51 @@ def check_frames() -> None:
     assert all(len(a) == 1 for a in amounts), "each outcome names exactly one amount"
     assert len({a[0] for a in amounts}) >= 56, "amounts should vary across frames"
     for n, f in enumerate(FRAMES):
+        assert all(re.search(r"\{(obj|poss)\}", o) for o in (f.outcome, f.none)), (f.slug, "outcome must name the agent")
         assert f.gender == "mf"[(n // 4) % 2], (f.slug, "gender out of the block pattern")
         ok, _ = VIOLATIONS[layout(n).violation]
         assert len(re.findall(rf"\b{ok}\b", f.context)) == 1, (f.slug, f"context needs '{ok}' exactly once")
 
 
-def token_report(rows: list[dict]) -> str:
-    """Token counts of the acts under the embedded SmolLM2 tokenizer (in context, tokens overlapping the act span)."""
-    from transformers import AutoTokenizer  # noqa: PLC0415 - only for this report
+def load_tokenizer():
+    """The embedded SmolLM2-135M tokenizer (the model entangle's demo runs), for the token-count matching."""
+    from transformers import AutoTokenizer  # noqa: PLC0415 - only for the token report
 
     from entangle.models import _gguf_path  # noqa: PLC0415
 
     g = _gguf_path("smollm2-135m")
-    tok = AutoTokenizer.from_pretrained(str(g.parent), gguf_file=g.name)
-    counts: dict[tuple[str, int], int] = {}
+    return AutoTokenizer.from_pretrained(str(g.parent), gguf_file=g.name)
+
+
+def span_token_counts(rows: list[dict], tok, span: str, factor: str) -> dict[tuple[str, int], int]:
+    """(frame, level of factor) -> tokens of the item's span, counted in context (tokens overlapping the span),
+    with the two other factors at their neutral / well-formed level."""
+    fixed = {"moral": 0, "economic": 0, "grammatical": 1}
+    out = {}
     for r in rows:
-        if r["economic"] != 0 or r["grammatical"] != 1:
-            continue
-        enc = tok(r["text"], return_offsets_mapping=True, add_special_tokens=False)
-        counts[r["frame"], r["moral"]] = sum(1 for a, b in enc["offset_mapping"] if a < r["act_end"] and b > r["act_start"])
-    frames = sorted({f for f, _ in counts})
-    equal = [f for f in frames if counts[f, 1] == counts[f, -1]]
-    lines = [f"frames with equal good/bad act token counts: {len(equal)}/{len(frames)} "
-             f"({len(equal) / len(frames):.0%})"]
-    for m, label in zip(MORAL_LEVELS, ("good", "neutral", "bad"), strict=True):
-        vals = [counts[f, m] for f in frames]
-        lines.append(f"mean act tokens, {label}: {sum(vals) / len(vals):.2f} (range {min(vals)}-{max(vals)})")
-    for f in frames:
-        if counts[f, 1] != counts[f, -1]:
-            lines.append(f"  unequal: {f} good {counts[f, 1]} neutral {counts[f, 0]} bad {counts[f, -1]}")
+        if all(r[f] == v for f, v in fixed.items() if f != factor):
+            enc = tok(r["text"], return_offsets_mapping=True, add_special_tokens=False)
+            start, end = r[f"{span}_start"], r[f"{span}_end"]
+            out[r["frame"], r[factor]] = sum(1 for a, b in enc["offset_mapping"] if a < end and b > start)
+    return out
+
+
+def equal_share(counts: dict[tuple[str, int], int]) -> float:
+    """Share of frames whose +1 and -1 levels have the same token count (aligned positions for patching)."""
+    frames = {f for f, _ in counts}
+    return sum(counts[f, 1] == counts[f, -1] for f in frames) / len(frames)
+
+
+def token_report(rows: list[dict]) -> str:
+    """Token-count matching of acts (good/neutral/bad) and outcomes (gain/none/loss) under SmolLM2's tokenizer."""
+    tok = load_tokenizer()
+    lines = []
+    for span, factor, labels in (("act", "moral", ("good", "neutral", "bad")),
+                                 ("outcome", "economic", ("gain", "none", "loss"))):
+        counts = span_token_counts(rows, tok, span, factor)
+        lines.append(f"{span}: frames with equal {labels[0]}/{labels[2]} token counts {equal_share(counts):.0%}; mean "
+                     + ", ".join(f"{lab} {sum(v for (_, lv), v in counts.items() if lv == level) / len(FRAMES):.2f}"
+                                 for level, lab in zip((1, 0, -1), labels, strict=True)))
     return "\n".join(lines)
 
 
