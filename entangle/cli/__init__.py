@@ -1,6 +1,7 @@
 """The `entangle` command line: one module per command group, all registered on one typer app."""
 
 from entangle.cli import core  # noqa: F401  (registers the core commands)
+from entangle.cli import orthogonalize  # noqa: F401  (registers `entangle orthogonalize`)
 from entangle.cli.app import app
 from entangle.cli.survey import survey_app
 
