@@ -50,8 +50,11 @@ def prompt_table(prompts: Sequence[Prompt], runner: Runner) -> pd.DataFrame:
 
 def measure(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequence[Template], *, batch_size: int = 32,
             intervention: Intervention | None = None, progress: bool = False, desc: str = "measure",
-            cache_dir: str | Path | None = None, intervention_key: str | None = None) -> pd.DataFrame:
+            cache_dir: str | Path | None = None, intervention_key: str | None = None,
+            shared: bool = True) -> pd.DataFrame:
     """Readouts only (no activations), optionally with an intervention active; one row per prompt, input order.
+
+    `shared=False` runs whole prompts (for interventions acting at positions counted from the prompt's end).
 
     >>> df = measure(model, prompts, tmpls, intervention=lambda: ablate(model.bridge, {17: d}))  # doctest: +SKIP
     """
@@ -63,7 +66,8 @@ def measure(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequence[Templ
         key = cache_key({"what": "measure", "model": info.name, "weights": info.weights_hash, "dtype": info.dtype,
                          "prompts": hashlib.sha256("\x00".join(p.text + "\x01" + p.template_id for p in prompts)
                                                    .encode()).hexdigest(),
-                         "templates": [t.__dict__ for t in tmpls], "intervention": intervention_key or "none"})
+                         "templates": [t.__dict__ for t in tmpls], "intervention": intervention_key or "none",
+                         "shared": shared})
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in info.name)
         path = Path(cache_dir) / safe / "measure" / f"{key}.npz"
         if path.exists():
@@ -73,8 +77,9 @@ def measure(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequence[Templ
     logprob = np.empty(len(prompts), dtype=np.float32)
     ctx = intervention() if intervention is not None else contextlib.nullcontext()
     with ctx:
-        for idx in tqdm(group_batches(runner.encoded, batch_size), desc=desc, disable=not progress, unit="batch"):
-            out = runner.run(idx, positions=())
+        batches = group_batches(runner.encoded, batch_size) if shared else make_batches(runner.lengths(), batch_size)
+        for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
+            out = runner.run(idx, positions=(), shared=shared)
             readout[idx], logprob[idx] = out.readout, out.logprob
     if path is not None:
         def save(tmp: Path) -> None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ablate",
+    "ablate_per_row",
     "add_vectors",
     "fit_leace",
     "leace",
@@ -150,6 +151,27 @@ def ablate(
         hooks.append((resid_hook(layer), fn))
         if include_resid_mid and layer >= 1:
             hooks.append((resid_mid_hook(layer), fn))
+    with _registered(bridge, hooks):
+        yield
+
+
+@contextmanager
+def ablate_per_row(bridge: Any, rows: Float[Tensor, "b d"], layers: list[int]) -> Iterator[None]:
+    """Project a different unit direction out of each batch row, x_b <- x_b - (x_b·d_b) d_b, at the given layers
+    (block outputs and mid-block, as `ablate`): many null directions in one forward pass over repeated prompts."""
+    D = torch.as_tensor(rows).detach().to(torch.float32)
+    D = D / D.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    def proj(x: Tensor, hook: Any = None) -> Tensor:
+        d = D.to(device=x.device, dtype=x.dtype)[:, None, :]
+        return x - (x * d).sum(-1, keepdim=True) * d
+
+    hooks: list[tuple[str, HookFn]] = []
+    for layer in sorted(layers):
+        _check_layer(bridge, layer)
+        hooks.append((resid_hook(layer), proj))
+        if layer >= 1:
+            hooks.append((resid_mid_hook(layer), proj))
     with _registered(bridge, hooks):
         yield
 

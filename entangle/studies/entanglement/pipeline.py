@@ -1,8 +1,8 @@
-"""The end-to-end experiment behind `entangle run`: a RunConfig in, one results folder out.
+"""The entanglement study behind `entangle run`: a RunConfig in, one results folder out.
 
-capture (cached) -> probes per kind and layer -> behavioural and representational entanglement vs the human norm
--> ablation of the moral direction (layer-rule sweep, other kinds' directions, LEACE, random controls)
--> exports and the HTML report. The ablation baseline is read from the capture cache, not recomputed.
+capture (cached, shared-prefix) -> probes per kind and layer -> behavioural entanglement vs the human norm with the
+validity gate -> the causal test (entangle.studies.entanglement.causal: candidates, positive control, repair against
+matched nulls, controls, steering) -> exports and the HTML report. Baselines are read from the capture cache.
 """
 
 from __future__ import annotations
@@ -10,18 +10,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from entangle import __version__
-from entangle.analysis.entanglement import EIResult, behavioural_ei, excess_ei, repair
+from entangle.analysis.entanglement import EIResult, behavioural_ei, excess_ei
 from entangle.analysis.geometry import cosine_by_layer, leakage
 from entangle.analysis.norms import design_norm, human_ei, load_ratings
 from entangle.analysis.probing import (
@@ -30,31 +29,20 @@ from entangle.analysis.probing import (
     fit_probes,
     kind_labels,
 )
-from entangle.analysis.stats import empirical_p_value, percentile_ci
+from entangle.analysis.validity import level_means, minimal_pair_logprob, validity_gate
 from entangle.directions import Direction, direction_meta, save_direction
+from entangle.engine import ActivationSet, capture, choose_style, readout_table
 from entangle.engine.cache import DEFAULT_CACHE
-from entangle.engine.capture import (
-    ActivationSet,
-    capture,
-    choose_style,
-    measure,
-    readout_table,
-)
 from entangle.files import atomic_write
-from entangle.interventions import ablate, fit_leace, leace, random_unit_directions
 from entangle.models import LoadedModel, load_model
-from entangle.prompts import (
-    TEXT_TEMPLATE,
-    Template,
-    build_prompts,
-    templates,
-    text_prompts,
-)
 from entangle.runfolder import Block, RunFolder
 from entangle.schema import DATA_DIR
 from entangle.stimuli import KINDS, StimulusSet, load_stimuli
+from entangle.studies.entanglement.candidates import METHODS, Candidate
+from entangle.studies.entanglement.causal import Causal
+from entangle.studies.entanglement.conditions import control_conditions, steering
+from entangle.studies.entanglement.selection import select
 
-LAYER_RULES = ("best", "band", "all")
 TARGETS = ("grammatical", "economic")  # kinds the moral factor should not move
 NEUTRAL_TEXTS = DATA_DIR / "neutral" / "neutral_texts.txt"
 log = logging.getLogger("entangle")
@@ -75,35 +63,21 @@ class RunConfig:
     n_splits: int = 5
     n_boot: int = 1000
     seed: int = 0
-    layer_rules: tuple[str, ...] = LAYER_RULES
-    primary_rule: str = "all"
-    band: int = 2                       # the band rule ablates best_layer +- band
-    n_random: int = 20
-    control_frames: int | None = 24     # random controls run on the first n frames, moral good/bad items only
-    ablation_templates: int = 1         # templates per kind re-measured under each intervention
-    leace: bool = True
+    methods: tuple[str, ...] = METHODS   # candidate direction methods for the causal selection
+    selection_frames: int = 16          # frames the candidates are fitted and selected on (every k-th frame)
+    n_exact: int = 4                    # candidates confirmed by exact ablation (plus the best of each method)
+    kept_threshold: float = 0.5         # positive control: held-out moral effect kept, upper interval end <= this
+    n_null: int = 99                    # draws per null (variance-matched, shuffled-label): p can reach 0.01
+    null_frames: int = 6                # held-out frames of the null control subset
+    null_rows: int = 256                # prompt rows per forward pass in the null draws
+    control_frames: int = 12            # held-out frames for the control directions, LEACE and steering
+    steer_alphas: tuple[float, ...] = (-1.0, -0.5, 0.5, 1.0)
     batch_size: int = 32
     cache_dir: str = str(DEFAULT_CACHE)
     device: str = "cpu"
     dtype: str = "float32"
     device_map: str | None = None
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _layers_for(rule: str, best: int, n_layers: int, band: int) -> list[int]:
-    """Residual layers an ablation touches: the best probe layer, a band around it, or every layer."""
-    if rule == "best":
-        return [best]
-    if rule == "band":
-        return list(range(max(0, best - band), min(n_layers, best + band) + 1))
-    if rule == "all":
-        return list(range(n_layers + 1))
-    raise ValueError(f"layer rule must be one of {LAYER_RULES}, got {rule!r}")
-
-
-def _layer_label(layers: list[int]) -> str:
-    return str(layers[0]) if len(layers) == 1 else f"{layers[0]}-{layers[-1]}"
 
 
 @contextlib.contextmanager
@@ -234,41 +208,57 @@ class Experiment:
         return self.human
 
     def run_behavioural(self) -> None:
-        """EI matrix per readout vs the human norm, with frame-bootstrap intervals."""
+        """EI matrix per readout vs the human norm (effect-coded, frame-bootstrap intervals), the validity gate with
+        Holm control over the headline cells, level means with monotonicity, and the minimal-pair log-prob readout."""
         assert self.acts is not None
         human = self.human_norm()
         table = self.acts.readout_table()
-        eis, excesses, out = [], [], {}
+        eis, excesses, gates, out = [], [], [], {}
+        validity: dict[str, Any] = {}
         for readout, df in table.groupby("readout", sort=False):
             res = behavioural_ei(df, n_boot=self.cfg.n_boot, seed=self.cfg.seed)
             ex = excess_ei(res, human)
             eis.append(res.table().assign(readout=readout))
             excesses.append(ex.assign(readout=readout))
+            cells = [("moral", k) for k in TARGETS if k in res.kinds] if readout != "logprob" else []
+            gate = validity_gate(res, readout, cells) if cells else pd.DataFrame()
+            gates.append(gate)
+            g = gate.set_index("to_kind") if len(gate) else None
             for r in ex.itertuples(index=False):
                 cell = res.table().set_index(["from_factor", "to_kind"]).loc[(r.from_factor, r.to_kind)]
-                out.setdefault(readout, {})[f"{r.from_factor}_to_{r.to_kind}"] = {
+                entry = {
                     "ei": r.ei_model, "ci_low": float(cell.ci_low), "ci_high": float(cell.ci_high),
                     "human_ei": r.ei_human, "excess": r.excess, "excess_ci_low": r.ci_low,
-                    "excess_ci_high": r.ci_high, "coef_p": float(cell.coef_p),
+                    "excess_ci_high": r.ci_high, "coef_p": float(cell.coef_p), "b_from": float(cell.coef_raw),
+                    "b_from_ci": [float(cell.coef_raw_ci_low), float(cell.coef_raw_ci_high)],
                 }
-        _save_csv(pd.concat(eis, ignore_index=True), self.out / "ei.csv")
-        _save_csv(pd.concat(excesses, ignore_index=True), self.out / "excess.csv")
+                if g is not None and r.from_factor == "moral" and r.to_kind in g.index:
+                    entry.update(valid=bool(g.loc[r.to_kind, "valid"]), p_holm=float(g.loc[r.to_kind, "p_holm"]))
+                    validity[f"{readout}.moral_to_{r.to_kind}"] = {"valid": entry["valid"],
+                                                                   "own_effect": float(g.loc[r.to_kind, "own_effect"])}
+                out.setdefault(readout, {})[f"{r.from_factor}_to_{r.to_kind}"] = entry
+        style = self.acts.manifest["readout_style"]
+        self.save_table("ei", pd.concat(eis, ignore_index=True))
+        self.save_table("excess", pd.concat(excesses, ignore_index=True))
+        self.save_table("validity", pd.concat(gates, ignore_index=True))
+        levels = level_means(table, n_boot=self.cfg.n_boot, seed=self.cfg.seed)
+        self.save_table("level_means", levels)
         ent = self.metrics.setdefault("entanglement", {})
         ent["behavioural"] = out
+        ent["validity"] = {"cells": validity, "grammatical_cloze_valid": bool(
+            validity.get(f"{style}.moral_to_grammatical", {}).get("valid")),
+            "rule": "a cell is valid when its kind's own effect on that readout has a frame-bootstrap interval "
+                    "excluding 0; Holm correction over the valid headline cells"}
+        mono = levels.dropna(subset=["monotone"]) if "monotone" in levels else levels.iloc[0:0]
+        ent["monotonicity"] = {f"{r.readout}.{r.kind}": bool(r.monotone)
+                               for r in mono.drop_duplicates(["readout", "kind"]).itertuples(index=False)}
+        ent["logprob_minimal_pair"] = minimal_pair_logprob(self.acts.prompts, n_boot=self.cfg.n_boot,
+                                                           seed=self.cfg.seed)
         ent["human_norm"] = {
             "source": human.source,
             "note": "design norm: a rater whose K judgement depends only on K's own factor (EI_human = 0); "
                     "no human ratings were supplied" if human.source == "design" else "imported human ratings",
         }
-
-    # ---------------------------------------------------------------- ablation
-    def ablation_prompts(self, frames: int | None = None, moral_levels: tuple[int, ...] = (-1, 0, 1),
-                         kinds: tuple[str, ...] = KINDS) -> tuple[list, list[Template]]:
-        """The prompts re-measured under interventions: the first template(s) of each kind."""
-        tmpls = templates(self.acts.manifest["readout_style"], kinds, self.cfg.ablation_templates)
-        stim = self.stimuli.subset(frames) if frames else self.stimuli
-        items = [it for it in stim.items if it.moral in moral_levels]
-        return build_prompts(items, tmpls, self.model.tokenizer), tmpls
 
     def baseline(self, prompts: list) -> pd.DataFrame:
         """Readouts of `prompts` without intervention, read from the capture cache (no model run)."""
@@ -277,184 +267,61 @@ class Experiment:
         keys = pd.MultiIndex.from_tuples([(p.item_id, p.template_id) for p in prompts])
         return cached.loc[keys].reset_index()
 
-    def _ei(self, prompts_df: pd.DataFrame, readout: str | None = None) -> EIResult:
+    def ei_of(self, prompts_df: pd.DataFrame, readout: str | None = None) -> EIResult:
         """EI from per-prompt readouts: the judgement readout by default, or "logprob" (grammatical only)."""
         style = self.acts.manifest["readout_style"]
         df = readout_table(prompts_df, style)
         return behavioural_ei(df[df.readout == (readout or style)], n_boot=self.cfg.n_boot, seed=self.cfg.seed)
 
-    def run_ablation(self) -> None:
-        """Ablate the moral direction (layer-rule sweep), the other kinds' directions, LEACE and random controls."""
-        assert self.acts is not None and self.probes
-        cfg, n_layers = self.cfg, self.model.info.n_layers
-        human = self.human_norm()
-        prompts, tmpls = self.ablation_prompts()
-        before_df = self.baseline(prompts)
-        before = self._ei(before_df)
-        before_lp = self._ei(before_df, "logprob")
-        neutral = text_prompts(NEUTRAL_TEXTS.read_text(encoding="utf-8").splitlines())
-        base_loss = self._neutral_loss(neutral, None)
-        rows, sel_rows, summary, readouts_after = [], [], {}, []
-        before_readout = self.acts.manifest["readout_style"]
-        conditions: list[tuple[str, str, str, list[int], Callable[[], contextlib.AbstractContextManager]]] = []
-        skipped = {}
-        for kind, rules in (("moral", cfg.layer_rules), *((k, (cfg.primary_rule,)) for k in TARGETS)):
-            for rule in rules:
-                layers, ctx = self._projection(kind, rule)
-                if ctx is None:  # e.g. the last-token embedding is constant across items: nothing to project
-                    skipped[f"{kind}_{rule}"] = "degenerate (zero) probe direction at an ablated layer"
-                    log.warning("ablation %s_%s skipped: degenerate probe direction", kind, rule)
-                    continue
-                conditions.append((f"{kind}_{rule}", rule, kind, layers, ctx))
-        if cfg.leace:
-            layers = _layers_for(cfg.primary_rule, self.probes["moral"].best_layer, n_layers, cfg.band)
-            conditions.append((f"leace_{cfg.primary_rule}", cfg.primary_rule, "moral", layers, self._leace(layers)))
-        after_dfs: dict[str, pd.DataFrame] = {}
-        for name, rule, dkind, layers, ctx in conditions:
-            t0 = time.perf_counter()
-            after_df = measure(self.model, prompts, tmpls, batch_size=cfg.batch_size, intervention=ctx,
-                               progress=cfg.progress, desc=name)
-            after_dfs[name] = after_df
-            after = self._ei(after_df)
-            rep = repair(before, after, human, cells=[("moral", k) for k in TARGETS])
-            loss_delta = self._neutral_loss(neutral, ctx) - base_loss
-            summary[name] = self._summarise(rule, layers, before, after, human, rep, loss_delta)
-            # the grammaticality readout that does respond to grammar: the judged sentence's log-prob
-            after_lp = self._ei(after_df, "logprob")
-            rep_lp = repair(before_lp, after_lp, human, cells=[("moral", "grammatical")])
-            lp = rep_lp[rep_lp.measure == "repair_fraction"].iloc[0]
-            summary[name]["logprob"] = {"moral_to_grammatical": {
-                "ei_before": lp.before, "ei_after": lp.after, "repair_fraction": lp.estimate,
-                "ci_low": lp.ci_low, "ci_high": lp.ci_high}}
-            bt = before.table().set_index(["from_factor", "to_kind"])
-            at = after.table().set_index(["from_factor", "to_kind"])
-            for r in rep[rep.measure == "repair_fraction"].itertuples(index=False):
-                cell = (r.from_factor, r.to_kind)
-                rows.append({"method": name, "readout": before_readout, "rule": rule, "direction_kind": dkind,
-                             "layers": _layer_label(layers),
-                             "from_factor": r.from_factor, "to_kind": r.to_kind, "ei_before": r.before,
-                             "ei_before_ci_low": bt.loc[cell, "ci_low"], "ei_before_ci_high": bt.loc[cell, "ci_high"],
-                             "ei_after": r.after, "ei_after_ci_low": at.loc[cell, "ci_low"],
-                             "ei_after_ci_high": at.loc[cell, "ci_high"], "repair_fraction": r.estimate,
-                             "ci_low": r.ci_low, "ci_high": r.ci_high, "loss_delta": loss_delta})
-            blt = before_lp.table().set_index(["from_factor", "to_kind"]).loc[("moral", "grammatical")]
-            alt = after_lp.table().set_index(["from_factor", "to_kind"]).loc[("moral", "grammatical")]
-            rows.append({"method": name, "readout": "logprob", "rule": rule, "direction_kind": dkind,
-                         "layers": _layer_label(layers), "from_factor": "moral", "to_kind": "grammatical",
-                         "ei_before": lp.before, "ei_before_ci_low": blt.ci_low, "ei_before_ci_high": blt.ci_high,
-                         "ei_after": lp.after, "ei_after_ci_low": alt.ci_low, "ei_after_ci_high": alt.ci_high,
-                         "repair_fraction": lp.estimate, "ci_low": lp.ci_low, "ci_high": lp.ci_high,
-                         "loss_delta": loss_delta})
-            readouts_after.append(after_df[["item_id", "template_id", "kind", "readout", "sentence_logprob"]]
-                                  .assign(method=name))
-            for r in rep[rep.measure == "selectivity"].itertuples(index=False):
-                sel_rows.append({"method": name, "kind": r.from_factor, "estimate": r.estimate,
-                                 "ci_low": r.ci_low, "ci_high": r.ci_high})
-            log.info("ablation %s (%s, layers %s): repair %.3f, %.0f s", name, rule, _layer_label(layers),
-                     summary[name]["repair_fraction"], time.perf_counter() - t0)
-        primary = f"moral_{cfg.primary_rule}"
-        if primary not in after_dfs:
-            raise RuntimeError(f"the primary ablation {primary} could not run: {skipped.get(primary)}")
-        rand_rows, p_values = self._random_controls(before_df, after_dfs[primary])
-        for name in summary:
-            summary[name]["random_p_value"] = None  # random controls exist for the primary ablation only
-        for row in rows:
-            primary_cloze = row["method"] == primary and row["readout"] == before_readout
-            row["random_p_value"] = p_values.get(f"moral_to_{row['to_kind']}") if primary_cloze else None
-        summary[primary]["random_p_value"] = p_values.get("pooled")
-        summary[primary]["random_p_value_cells"] = {k: v for k, v in p_values.items() if k != "pooled"}
-        _save_csv(pd.DataFrame(rows), self.out / "ablation.csv")
-        _save_csv(pd.concat(readouts_after, ignore_index=True), self.out / "ablation_readouts.csv")
-        _save_csv(pd.DataFrame(sel_rows), self.out / "selectivity.csv")
-        _save_csv(rand_rows, self.out / "ablation_random.csv")
-        pooled = rand_rows.groupby("index").repair_fraction.mean()
-        summary["random"] = {"n": int(cfg.n_random), "repair_fraction_mean": float(pooled.mean()),
-                             "repair_fraction_sd": float(pooled.std(ddof=1)) if len(pooled) > 1 else 0.0,
-                             "control_frames": int(self._control_frames()), "rule": cfg.primary_rule}
-        summary["primary"] = primary
-        summary["skipped"] = skipped
-        summary["baseline_neutral_loss"] = base_loss
-        self.metrics["ablation"] = summary
+    def neutral_texts(self) -> list[str]:
+        """Unremarkable sentences whose loss measures an intervention's collateral damage."""
+        return [t for t in NEUTRAL_TEXTS.read_text(encoding="utf-8").splitlines() if t.strip()]
 
-    def _control_frames(self) -> int:
-        n = len(self.stimuli.frames())
-        return min(n, self.cfg.control_frames) if self.cfg.control_frames else n
+    def save_table(self, name: str, df: pd.DataFrame) -> None:
+        RunFolder(self.out).write_table(name, df)
 
-    def _projection(self, kind: str, rule: str) -> tuple[list[int], Callable[[], contextlib.AbstractContextManager] | None]:
-        """Layers and hook factory projecting `kind`'s direction out: each layer's own direction for best/band,
-        the best layer's direction at every layer for `all` (a single direction, as weight orthogonalisation).
-        The factory is None when a direction is degenerate (zero), which happens where activations are constant."""
-        probe = self.probes[kind]
-        layers = _layers_for(rule, probe.best_layer, self.model.info.n_layers, self.cfg.band)
-        vecs = {layer: torch.from_numpy(probe.direction(probe.best_layer if rule == "all" else layer)).float()
-                for layer in layers}
-        if any(float(v.norm()) < 0.5 for v in vecs.values()):
-            return layers, None
-        return layers, lambda: ablate(self.model.bridge, vecs)
+    # ---------------------------------------------------------------- the causal test
+    def run_causal(self) -> None:
+        """Positive control first: find a direction that carries the moral judgement (selected on selection frames,
+        reported on held-out frames); only if it passes, test repair of the valid cells against matched nulls."""
+        cz = Causal(self)
+        chosen = select(cz.screen(cz.candidates()))
+        pc = cz.positive_control(chosen)
+        ent = self.metrics.setdefault("entanglement", {})
+        ent["positive_control"] = pc
+        name = f"moral_{chosen.candidate.method}"
+        abl: dict[str, Any] = {"primary": name, "layers": list(range(self.model.info.n_layers + 1))}
+        if not pc["passed"]:
+            abl[name] = {"tested": False, "reason": (
+                f"no causal moral direction: the best candidate keeps {pc['moral_effect_kept']:.2f} of the moral "
+                f"effect on held-out frames (interval up to {pc['ci_high']:.2f}, threshold {pc['threshold']}); "
+                "repair is untested")}
+        else:
+            summary, valid = cz.repair(chosen)
+            summary["tested"] = bool(valid)
+            if valid:
+                summary["null"] = cz.nulls(chosen, valid)
+                summary["random_p_value"] = summary["null"]["variance_matched"]["p_value"]
+            else:
+                summary["reason"] = "no valid cell: no target readout responds to its own factor"
+            summary["loss_delta"] = self.metrics["entanglement"]["positive_control"].get("loss_delta")
+            abl[name] = summary
+        abl["controls"] = control_conditions(cz, chosen)
+        self.metrics["ablation"] = abl
+        self.metrics["steering"] = {"moral": steering(cz, chosen)}
+        self.save_direction_of(chosen.candidate)
 
-    def _leace(self, layers: list[int]) -> Callable[[], contextlib.AbstractContextManager]:
-        """LEACE erasers fitted per layer on the moral prompts' activations with moral good/neutral/bad labels."""
-        x, meta = self.kind_data("moral")
-        labels = meta["moral"].to_numpy() + 1  # three classes 0/1/2
-        erasers = {layer: fit_leace(x[:, layer], labels) for layer in layers}
-        return lambda: leace(self.model.bridge, erasers)
-
-    def _neutral_loss(self, prompts: list, ctx: Callable[[], contextlib.AbstractContextManager] | None) -> float:
-        """Mean per-token loss (nats) on the neutral texts, with an intervention if given."""
-        df = measure(self.model, prompts, [TEXT_TEMPLATE], batch_size=self.cfg.batch_size, intervention=ctx)
-        return float(-df["sentence_logprob"].mean())
-
-    def _random_controls(self, before_df: pd.DataFrame, moral_after: pd.DataFrame
-                         ) -> tuple[pd.DataFrame, dict[str, float]]:
-        """Repair by >= 20 seeded random unit directions under the primary rule, on a control subset of frames
-        (moral good/bad items, grammatical and economic prompts); the moral repair on the same subset is the
-        observed value for the empirical p-value."""
-        cfg = self.cfg
-        prompts, tmpls = self.ablation_prompts(self._control_frames(), (-1, 1), TARGETS)
-        keep = {(p.item_id, p.template_id) for p in prompts}
-
-        def subset(df: pd.DataFrame) -> pd.DataFrame:
-            return df[np.array([(i, t) in keep for i, t in zip(df.item_id, df.template_id, strict=True)])]
-
-        human = self.human_norm()
-        before = self._ei(subset(before_df))
-        moral = repair(before, self._ei(subset(moral_after)), human, cells=[("moral", k) for k in TARGETS])
-        observed = moral[moral.measure == "repair_fraction"].set_index("to_kind").estimate
-        d_model, n_layers = self.model.info.d_model, self.model.info.n_layers
-        layers = _layers_for(cfg.primary_rule, self.probes["moral"].best_layer, n_layers, cfg.band)
-        rows = []
-        for i, vec in enumerate(random_unit_directions(cfg.n_random, d_model, cfg.seed + 1000)):
-            v = torch.from_numpy(vec).float()
-            ctx = lambda v=v: ablate(self.model.bridge, {layer: v for layer in layers})  # noqa: E731
-            after = self._ei(measure(self.model, prompts, tmpls, batch_size=cfg.batch_size, intervention=ctx,
-                                     progress=False))
-            rep = repair(before, after, human, cells=[("moral", k) for k in TARGETS])
-            for r in rep[rep.measure == "repair_fraction"].itertuples(index=False):
-                rows.append({"index": i, "to_kind": r.to_kind, "repair_fraction": r.estimate,
-                             "moral_repair_fraction_same_subset": float(observed[r.to_kind])})
-            log.info("random control %d/%d done", i + 1, cfg.n_random)
-        df = pd.DataFrame(rows)
-        p = {f"moral_to_{k}": empirical_p_value(float(observed[k]), df[df.to_kind == k].repair_fraction.to_numpy())
-             for k in TARGETS}
-        p["pooled"] = empirical_p_value(float(observed.mean()), df.groupby("index").repair_fraction.mean().to_numpy())
-        return df, p
-
-    @staticmethod
-    def _summarise(rule: str, layers: list[int], before: EIResult, after: EIResult, human: EIResult,
-                   rep: pd.DataFrame, loss_delta: float) -> dict[str, Any]:
-        """metrics.json entry for one ablation; the headline repair is the mean over the two target cells."""
-        rf = rep[rep.measure == "repair_fraction"]
-        sel = rep[rep.measure == "selectivity"].set_index("from_factor")
-        pooled = _pooled_repair(before, after, human, TARGETS)
-        return {
-            "rule": rule, "layers": layers, "repair_fraction": pooled[0], "ci_low": pooled[1], "ci_high": pooled[2],
-            "cells": {f"moral_to_{r.to_kind}": {"ei_before": r.before, "ei_after": r.after,
-                                                "repair_fraction": r.estimate, "ci_low": r.ci_low,
-                                                "ci_high": r.ci_high} for r in rf.itertuples(index=False)},
-            "selectivity": {k: float(sel.loc[k, "estimate"]) for k in sel.index},
-            "selectivity_ci": {k: [float(sel.loc[k, "ci_low"]), float(sel.loc[k, "ci_high"])] for k in sel.index},
-            "loss_delta": loss_delta,
-        }
+    def save_direction_of(self, c: Candidate) -> None:
+        """Export the selected causal moral direction with its provenance."""
+        meta = direction_meta(
+            self.model.info, kind="moral", method=f"causal_{c.method}", layers=[c.layer], position=c.position,
+            stimuli_sha256=self.stimuli.sha256, cv_metrics={},
+            templates=[t["id"] for t in self.acts.manifest["templates"] if t["kind"] == "moral"],
+            extra={"best_layer": int(c.layer), "selected_by": "causal effect on selection frames (positive control)",
+                   "readout_style": self.acts.manifest["readout_style"],
+                   "prompt_style": self.acts.manifest["readout_style"]})
+        save_direction(Direction(c.vector[None].astype(np.float32), [c.layer], "moral", f"causal_{c.method}", meta),
+                       self.out / "directions" / "moral_causal.safetensors")
 
     # ---------------------------------------------------------------- all of it
     def run(self) -> dict[str, Any]:
@@ -468,7 +335,7 @@ class Experiment:
             log.info("entangle %s: model %s, %d items in %d frames", __version__, self.model.info.name,
                      len(self.stimuli), len(self.stimuli.frames()))
             folder.write_config(self.config_record())
-            for stage in (self.run_capture, self.run_probes, self.run_behavioural, self.run_ablation):
+            for stage in (self.run_capture, self.run_probes, self.run_behavioural, self.run_causal):
                 ts = time.perf_counter()
                 stage()
                 log.info("%s done in %.0f s", stage.__name__, time.perf_counter() - ts)
@@ -485,24 +352,6 @@ class Experiment:
         return {**asdict(self.cfg), "model_info": self.model.info.to_dict(),
                 "stimuli": {"source": self.stimuli.source, "sha256": self.stimuli.sha256,
                             "n_items": len(self.stimuli), "n_frames": len(self.stimuli.frames())}}
-
-
-def _pooled_repair(before: EIResult, after: EIResult, human: EIResult, targets: tuple[str, ...]
-                   ) -> tuple[float, float, float]:
-    """Mean repair fraction over the target cells, (EI_b - EI_a) / (EI_b - EI_human), with a paired bootstrap CI.
-
-    The human EI enters as its point value (the design norm has no draws; imported ratings' own uncertainty is
-    in the per-cell intervals of `metrics.repair`)."""
-    est, draws = [], []
-    for k in targets:
-        eb, ea, eh = before.cell("moral", k), after.cell("moral", k), human.cell("moral", k)
-        db, da = before.boot_cell("moral", k), after.boot_cell("moral", k)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            est.append((eb - ea) / (eb - eh))
-            draws.append((db - da) / (db - eh))
-    d = np.nanmean(np.vstack(draws), axis=0)
-    lo, hi = percentile_ci(d[np.isfinite(d)])
-    return float(np.nanmean(est)), float(lo), float(hi)
 
 
 def _row(df: pd.DataFrame, cols: list[str]) -> dict[str, Any]:
