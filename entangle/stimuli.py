@@ -297,57 +297,45 @@ def _optional(record: dict[str, Any], name: str) -> Any:
 
 def _layout(path: Path, line: int, record: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """Validate the optional v2 fields (spans inside the judged span, act and outcome apart, order and violation
-    position from the known sets and consistent with the spans) and return those that are set."""
+    position from the known sets and agreeing with the spans) and return those that are set."""
     out: dict[str, Any] = {}
     text, j_start, j_end = values["text"], values["judged_start"], values["judged_end"]
     for name in SPANS:
-        ends = {f"{name}_{e}": _optional(record, f"{name}_{e}") for e in ("start", "end")}
-        given = [k for k, v in ends.items() if v is not None]
+        keys = (f"{name}_start", f"{name}_end")
+        given = [k for k in keys if _optional(record, k) is not None]
         if len(given) == 1:
-            missing = next(k for k in ends if k not in given)
-            raise StimulusError(path, line, missing, f"missing field ({given[0]} is given; a span needs both ends)")
-        if not given:
-            continue
-        start, end = (_as_int(path, line, k, v) for k, v in ends.items())
-        if not 0 <= start < end <= len(text):
-            raise StimulusError(path, line, f"{name}_start",
-                                f"{name} span [{start}, {end}) is empty or outside the text (length {len(text)})")
-        if start < j_start or end > j_end:
-            raise StimulusError(path, line, f"{name}_start", f"{name} span [{start}, {end}) is not inside the "
-                                                             f"judged span [{j_start}, {j_end})")
-        out[f"{name}_start"], out[f"{name}_end"] = start, end
-    if "act_start" in out and "outcome_start" in out and \
-            out["act_start"] < out["outcome_end"] and out["outcome_start"] < out["act_end"]:
-        raise StimulusError(path, line, "outcome_start", f"outcome span [{out['outcome_start']}, {out['outcome_end']})"
-                                                         f" overlaps the act span [{out['act_start']}, {out['act_end']})")
+            raise StimulusError(path, line, next(k for k in keys if k not in given),
+                                f"missing field ({given[0]} is given; a span needs both ends)")
+        if given:
+            start, end = (_as_int(path, line, k, record[k]) for k in keys)
+            where = "empty or outside the text" if not 0 <= start < end <= len(text) else \
+                "not inside the judged span" if start < j_start or end > j_end else ""
+            if where:
+                raise StimulusError(path, line, keys[0], f"{name} span [{start}, {end}) is {where} "
+                                                         f"(text length {len(text)}, judged [{j_start}, {j_end}))")
+            out[keys[0]], out[keys[1]] = start, end
+    act, outcome, violation = ((out.get(f"{n}_start"), out.get(f"{n}_end")) for n in SPANS)
+    if act[0] is not None and outcome[0] is not None and act[0] < outcome[1] and outcome[0] < act[1]:
+        raise StimulusError(path, line, "outcome_start",
+                            f"outcome span {list(outcome)} overlaps the act span {list(act)}")
     for name, allowed in (("order", ORDERS), ("violation_position", VIOLATION_POSITIONS), ("target", None)):
         value = _optional(record, name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
+        if value is not None and not isinstance(value, str):
             raise StimulusError(path, line, name, f"expected a string, got {type(value).__name__} {value!r}")
-        if allowed is not None and value.strip() not in allowed:
+        if value is not None and allowed is not None and value.strip() not in allowed:
             raise StimulusError(path, line, name, f"unknown value {value!r}; expected one of {allowed}")
-        out[name] = value.strip()
-    _check_layout_agrees(path, line, out)
+        if value is not None:
+            out[name] = value.strip()
+    if "order" in out and act[0] is not None and outcome[0] is not None and \
+            (act[0] < outcome[0]) != (out["order"] == "act_first"):
+        raise StimulusError(path, line, "order", f"order is {out['order']!r} but the act span {list(act)} starts "
+                                                 f"{'before' if act[0] < outcome[0] else 'after'} the outcome span")
+    if "violation_position" in out and act[0] is not None and violation[0] is not None and \
+            not (violation[1] <= act[0] if out["violation_position"] == "before_act" else violation[0] >= act[1]):
+        raise StimulusError(path, line, "violation_position",
+                            f"violation_position is {out['violation_position']!r} but the violation span "
+                            f"{list(violation)} is not there relative to the act span {list(act)}")
     return out
-
-
-def _check_layout_agrees(path: Path, line: int, f: dict[str, Any]) -> None:
-    """order and violation_position must describe the recorded spans (act before outcome for act_first, ...)."""
-    if "order" in f and "act_start" in f and "outcome_start" in f:
-        act_first = f["act_start"] < f["outcome_start"]
-        if act_first != (f["order"] == "act_first"):
-            raise StimulusError(path, line, "order", f"order is {f['order']!r} but the act span starts "
-                                                     f"{'before' if act_first else 'after'} the outcome span")
-    if "violation_position" in f and "act_start" in f and "violation_start" in f:
-        before = f["violation_end"] <= f["act_start"]
-        after = f["violation_start"] >= f["act_end"]
-        if not (before if f["violation_position"] == "before_act" else after):
-            raise StimulusError(path, line, "violation_position",
-                                f"violation_position is {f['violation_position']!r} but the violation span "
-                                f"[{f['violation_start']}, {f['violation_end']}) is not there relative to the act "
-                                f"span [{f['act_start']}, {f['act_end']})")
 
 
 def _cell_name(cell: tuple[int, ...]) -> str:

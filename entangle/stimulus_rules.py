@@ -241,8 +241,9 @@ def _check_acts(items: tuple[Item, ...], lays: dict[str, _Layout], c: _Collector
     for frame, by_level in acts.items():
         lengths = {m: len(a.split()) for m, a in by_level.items() if a}
         if lengths and max(lengths.values()) - min(lengths.values()) > _MAX_ACT_WORD_GAP:
+            shown = "/".join(str(lengths.get(m)) for m in (1, 0, -1))
             c.add("act_length", first[frame], f"act lengths differ by more than {_MAX_ACT_WORD_GAP} words "
-                                              f"(good/neutral/bad: {lengths.get(1)}/{lengths.get(0)}/{lengths.get(-1)})")
+                                              f"(good/neutral/bad: {shown})")
 
 
 def _balanced(counts: Counter, keys: Iterable[str]) -> bool:
