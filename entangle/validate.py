@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from entangle.files import InputError
-from entangle.schema import KINDS, POSITIONS, READOUT_STYLES
+from entangle.schema import POSITIONS, READOUT_STYLES
 
 if TYPE_CHECKING:
     from entangle.stimuli import StimulusSet
@@ -197,15 +197,11 @@ def stimuli(path: Path | None, frames: int | None, *, min_frames: int = 1) -> St
 
 
 def ratings(path: Path, stim: StimulusSet) -> None:
-    """A human ratings file parses against these stimuli and rates every kind of good."""
-    from entangle.analysis.norms import load_ratings  # noqa: PLC0415
+    """A human ratings file parses against these stimuli, on the scale, and rates every kind (after exclusions)."""
+    from entangle.analysis.norms import load_norms  # noqa: PLC0415
 
     input_file(path, "ratings file")
-    rated = load_ratings(path, stim.to_frame().rename(columns={"id": "item_id"}))
-    missing = [k for k in KINDS if k not in set(rated["kind"])]
-    if missing:
-        raise InputError(path, None, "kind", f"no item ratings of kind(s) {', '.join(missing)}; the norms need "
-                                             f"every kind ({', '.join(KINDS)}) rated")
+    load_norms(path, stim.to_frame().rename(columns={"id": "item_id"}), n_boot=20)
 
 
 def texts(path: Path, column: str | None) -> list[str]:

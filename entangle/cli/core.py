@@ -235,9 +235,8 @@ def run(
     norms: Annotated[Path | None, typer.Option(help="human ratings CSV (default: the design norm)")] = None,
     readout: Annotated[str, typer.Option(help="auto | cloze | likert")] = "auto",
     position: Annotated[str, typer.Option(help="last | judged_mean")] = "last",
-    n_random: Annotated[int, typer.Option(help="random-direction controls (>= 20 for a p-value)")] = 20,
-    control_frames: Annotated[int, typer.Option(help="frames used for the random controls")] = 24,
-    primary_rule: Annotated[str, typer.Option(help="layer rule of the headline ablation: best | band | all")] = "all",
+    n_null: Annotated[int, typer.Option(help="draws per null control (99: p can reach 0.01)")] = 99,
+    control_frames: Annotated[int, typer.Option(help="held-out frames for the control directions and steering")] = 12,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples over frames")] = 1000,
     seed: int = 0,
     batch_size: int = 32,
@@ -257,21 +256,19 @@ def run(
                              position=position, cache_dir=cache_dir, device=device, dtype=dtype)
     if norms is not None:
         validate.ratings(norms, stim)
-    from entangle.studies.entanglement.pipeline import LAYER_RULES, summary_lines  # noqa: PLC0415
-    from entangle.studies.entanglement.pipeline import run as run_pipeline  # noqa: PLC0415
-
-    validate.at_least("--n-random", n_random, 1)
-    validate.at_least("--control-frames", control_frames, 2)
+    validate.at_least("--n-null", n_null, 1)
+    validate.at_least("--control-frames", control_frames, 1)
     validate.at_least("--n-boot", n_boot, 1)
     validate.at_least("--batch-size", batch_size, 1)
-    validate.one_of("--primary-rule", primary_rule, LAYER_RULES)
     validate.device_map(device_map)
+    from entangle.studies.entanglement.pipeline import summary_lines  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import run as run_pipeline  # noqa: PLC0415
+
     quiet_hf()
     with staged(out, overwrite=overwrite) as staging:
         cfg = _config(model=model, out=staging, stimuli=stimuli, frames=frames, norms=norms, readout=readout,
-                      position=position, n_random=n_random, control_frames=control_frames,
-                      primary_rule=primary_rule, n_boot=n_boot, seed=seed, batch_size=batch_size,
-                      cache_dir=cache_dir, device=device, dtype=dtype, device_map=device_map)
+                      position=position, n_null=n_null, control_frames=control_frames, n_boot=n_boot, seed=seed,
+                      batch_size=batch_size, cache_dir=cache_dir, device=device, dtype=dtype, device_map=device_map)
         run_pipeline(cfg)
         _record_final_out(staging, out)
     from entangle.report import build_report  # noqa: PLC0415
