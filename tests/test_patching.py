@@ -69,7 +69,8 @@ def test_v1_stimuli_say_which_groups_cannot_be_formed(tiny):
     assert set(res.table["group"]) == {"template", "last"}
 
 
-def test_patching_a_pair_with_itself_changes_nothing(tiny, pairs):
+def test_patching_a_pair_with_itself_changes_nothing(tiny, pairs, monkeypatch):
+    monkeypatch.setattr(patching, "_inert", lambda *a: False)  # run every patch through the hooks
     same = [MinimalPair(p.frame, p.economic, p.grammatical, p.bad, p.bad) for p in pairs]
     res = exact_patching(tiny, same, n_boot=20)
     assert len(res.pairs) == len(same) * 2 * (tiny.info.n_layers + 1) * len(GROUPS)
@@ -91,6 +92,17 @@ def test_patching_everything_reproduces_the_source(tiny, pairs):
     act0 = res.pairs[(res.pairs.layer == 0) & (res.pairs.group == "act")]
     np.testing.assert_allclose(act0["r_patched"], act0["r_good"], atol=1e-5, rtol=0)
     assert float(res.pairs["effect"].abs().min()) > 0  # the control moved something
+
+
+def test_skipped_inert_patches_equal_running_them(tiny, pairs, monkeypatch):
+    layers = [0, 2, tiny.info.n_layers]
+    fast = exact_patching(tiny, pairs, layers=layers, n_boot=20).pairs
+    inert = [patching._inert(j, patching._Row(0, la, g), tiny.info.n_layers)
+             for j in patching._jobs(tiny, pairs, ("moral",), GROUPS) for la in layers for g in GROUPS]
+    assert 0 < sum(inert) < len(inert)  # some rows are skipped (violation before the act, final-layer non-last)
+    monkeypatch.setattr(patching, "_inert", lambda *a: False)
+    full = exact_patching(tiny, pairs, layers=layers, n_boot=20).pairs
+    np.testing.assert_allclose(fast["r_patched"], full["r_patched"], atol=1e-5, rtol=0)
 
 
 def test_attribution_agrees_with_exact_on_a_planted_linear_case(tiny, pairs):

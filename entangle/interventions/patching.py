@@ -349,7 +349,9 @@ def _run(model: LoadedModel, pairs: Sequence[MinimalPair], method: str, layers: 
                 if not isinstance(j.cells[g], str)]
         if method == "exact":
             r_bad, _ = _capture(model, [j.recv for j in chunk], answers, (), batch_size)
-            patched = _patched(model, chunk, rows, src, batch_size, alpha)
+            patched = r_bad[[row.job for row in rows]]
+            run = [i for i, row in enumerate(rows) if not _inert(chunk[row.job], row, model.info.n_layers)]
+            patched[run] = _patched(model, chunk, [rows[i] for i in run], src, batch_size, alpha)
         else:
             r_bad, recv, grad = _gradients(model, [j.recv for j in chunk], answers, lay, batch_size)
             patched = np.array([r_bad[row.job] + _first_order(chunk[row.job], row, src, recv, grad) for row in rows])
@@ -367,6 +369,16 @@ def _run(model: LoadedModel, pairs: Sequence[MinimalPair], method: str, layers: 
     table = cell_table(per_pair, method, excluded, n_boot=n_boot, seed=seed)
     return PatchingResult(method, table, per_pair, unavailable, lay, groups, readouts, len(pairs), alpha,
                           time.perf_counter() - t0)
+
+
+def _inert(job: _Job, row: _Row, n_layers: int) -> bool:
+    """True when the patch cannot change the readout, so the forward pass is skipped (r_patched = r_bad exactly):
+    every patched position has the same token prefix at the same place in both prompts (identical activations), or
+    the layer is the last residual and the last position is not patched (nothing after it reads other positions)."""
+    rp, sp = job.cells[row.group]
+    if row.layer == n_layers and len(job.recv.ids) - 1 not in rp:
+        return True
+    return all(r == s and job.recv.ids[:r + 1] == job.src.ids[:s + 1] for r, s in zip(rp, sp, strict=True))
 
 
 def _first_order(job: _Job, row: _Row, src: Sequence[dict[int, torch.Tensor]],
