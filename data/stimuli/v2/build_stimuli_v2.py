@@ -223,7 +223,7 @@ FRAMES: tuple[Frame, ...] = (
       "the bank {x} the interest on {poss} savings by $50", "raised", "cut",
       "the post office near {poss} house changed its opening hours"),
     F("rumour", "Laura", "f", "her oldest friend", "while the hall was being decorated",
-      ("defended her oldest friend against a rumour", "argued with her oldest friend about a film",
+      ("defended her oldest friend against a rumour", "talked with her oldest friend about a film",
        "started a rumour about her oldest friend"),
       "{poss} shares in a bakery chain {x} by $340", "rose", "fell",
       "{poss} neighbours started a book club that meets on Sunday afternoons"),
@@ -274,7 +274,7 @@ FRAMES: tuple[Frame, ...] = (
       "the tax office {x} {obj} $330 after a review", "refunded", "billed",
       "the town hall sent {obj} a notice about a review of bus routes"),
     F("father", "Victor", "m", "his father", "while the dogs were barking",
-      ("apologised to his father after the argument", "made coffee for his father after the argument",
+      ("apologised to his father after the argument", "sat across from his father after the argument",
        "swore at his father after the argument"),
       "{poss} car tax {x} by $61 a year", "fell", "rose", "{poss} car got a new set of tyres"),
     F("experiment", "Will", "m", "his lab partner", "after the equipment had been checked",
@@ -329,12 +329,12 @@ FRAMES: tuple[Frame, ...] = (
       "the vet {x} {obj} $96 for the cancelled operation", "refunded", "billed",
       "the vet sent {obj} a reminder about {poss} dog's jabs"),
     F("schoolgirl", "Wendy", "f", "a schoolgirl", "while the traffic was heavy",
-      ("walked a schoolgirl across the busy road", "waited with a schoolgirl at the busy road",
+      ("walked a schoolgirl across the busy road", "stood near a schoolgirl at the busy road",
        "pushed a schoolgirl into the busy road"),
       "{poss} landlord {x} the rent on {poss} garage by $56", "lowered", "raised",
       "{poss} landlord painted the door of {poss} garage a pale blue"),
     F("uncle", "Yara", "f", "her sick uncle", "while the wards were quiet",
-      ("stayed with her sick uncle through the night", "phoned her sick uncle during the night",
+      ("stayed with her sick uncle through the night", "got a text from her sick uncle during the night",
        "hung up on her sick uncle at night"),
       "{poss} car insurer {x} {obj} $145 after a review", "refunded", "billed",
       "{poss} mechanic sent {obj} a note about the brakes on {poss} car"),
@@ -503,7 +503,7 @@ def check_frames() -> None:
     assert len({f.name for f in FRAMES}) == len(FRAMES), "agent names repeat across frames"
     amounts = [re.findall(r"\$\d+", f.outcome) for f in FRAMES]
     assert all(len(a) == 1 for a in amounts), "each outcome names exactly one amount"
-    assert len({a[0] for a in amounts}) >= 56, "amounts should vary across frames"
+    assert len({a[0] for a in amounts}) == len(FRAMES), "amounts repeat across frames"
     for n, f in enumerate(FRAMES):
         named = all(re.search(r"\{(obj|poss)\}", o) for o in (f.outcome, f.none))
         assert named, (f.slug, "every outcome must name the agent")
