@@ -154,6 +154,7 @@ def _words(text: str) -> list[tuple[str, int]]:
 
 
 def _inside(pos: int, span: tuple[int, int] | None) -> bool:
+    """Whether a character offset lies in a (known) span."""
     return span is not None and span[0] <= pos < span[1]
 
 
@@ -163,6 +164,7 @@ def _part(pos: int, lay: _Layout) -> str:
 
 
 def _text(item: Item, span: tuple[int, int] | None) -> str:
+    """The text of a span of the item ("" when the span is unknown)."""
     return "" if span is None else item.text[span[0]:span[1]]
 
 
@@ -174,6 +176,7 @@ class _Collector:
         self.out: dict[tuple[str, str, str], RuleViolation] = {}
 
     def add(self, rule: str, item: Item, message: str) -> None:
+        """Record a violation unless the same rule already found the same thing in the item's frame."""
         key = (rule, item.frame, message)
         if key not in self.out:
             self.out[key] = RuleViolation(rule, item.id, self.lines.get(item.id), message)
@@ -247,6 +250,7 @@ def _check_acts(items: tuple[Item, ...], lays: dict[str, _Layout], c: _Collector
 
 
 def _balanced(counts: Counter, keys: Iterable[str]) -> bool:
+    """Whether the counts of the keys differ by at most one (an odd number of frames cannot split evenly)."""
     values = [counts.get(k, 0) for k in keys]
     return max(values) - min(values) <= 1
 
@@ -297,9 +301,9 @@ def _check_independence(items: tuple[Item, ...], lays: dict[str, _Layout], c: _C
             spans = [getattr(lays[it.id], span_name) for it in group]
             if any(s is None for s in spans) or len(group) < 2:
                 continue
-            (ref, (rs, re_)), rest = (group[0], spans[0]), list(zip(group[1:], spans[1:], strict=True))
-            for it, (s, e) in rest:
-                if it.text[:s] != ref.text[:rs] or it.text[e:] != ref.text[re_:]:
+            ref, (ref_start, ref_end) = group[0], spans[0]
+            for it, (s, e) in zip(group[1:], spans[1:], strict=True):
+                if it.text[:s] != ref.text[:ref_start] or it.text[e:] != ref.text[ref_end:]:
                     c.add(rule, it, f"{factor} levels {ref.cell} and {it.cell} differ outside the {span_name} span")
             if factor == "grammatical":
                 words = {it.grammatical: it.text[s:e] for it, (s, e) in zip(group, spans, strict=True)}
