@@ -66,7 +66,7 @@ class Runner:
         tok = model.tokenizer
         self.bos = bos or model.info.bos_policy
         self.encoded: list[Encoded] = [
-            encode(tok, p.text, (p.judged_start, p.judged_end), self.bos, dict(p.spans)) for p in self.prompts]
+            encode(tok, p.text, (p.judged_start, p.judged_end), self.bos, p.span_dict()) for p in self.prompts]
         by_id = {t.id: t for t in tmpls}
         missing = {p.template_id for p in self.prompts} - set(by_id)
         if missing:

@@ -22,7 +22,7 @@ import pandas as pd
 from entangle import __version__
 from entangle.analysis.entanglement import EIResult, behavioural_ei, excess_ei
 from entangle.analysis.geometry import cosine_by_layer, leakage
-from entangle.analysis.norms import design_norm, human_ei, load_ratings
+from entangle.analysis.norms import design_norm, human_ei, load_norms
 from entangle.analysis.probing import (
     ProbeResult,
     cross_decoding,
@@ -201,8 +201,10 @@ class Experiment:
         if self.human is None:
             stim_df = self.stimuli.to_frame().rename(columns={"id": "item_id"})
             if self.cfg.norms:
-                self.human = human_ei(load_ratings(self.cfg.norms, stim_df), stim_df, n_boot=self.cfg.n_boot,
-                                      seed=self.cfg.seed, control_tokens=False)
+                imported = load_norms(self.cfg.norms, stim_df, n_boot=self.cfg.n_boot, seed=self.cfg.seed)
+                self.human = human_ei(imported.ratings, stim_df, n_boot=self.cfg.n_boot, seed=self.cfg.seed,
+                                      control_tokens=False)
+                self.metrics["norms"] = imported.to_metrics(self.human)
             else:
                 self.human = design_norm(stim_df)
         return self.human
