@@ -20,8 +20,10 @@ from entangle.schema import DATA_DIR, FACTOR_LEVELS, KINDS
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_STIMULI: Path = DATA_DIR / "stimuli" / "factorial.jsonl"
+STIMULI_V1: Path = DATA_DIR / "stimuli" / "factorial.jsonl"
 STIMULI_V2: Path = DATA_DIR / "stimuli" / "v2" / "factorial_v2.jsonl"
+DEFAULT_STIMULI: Path = STIMULI_V2
+"""The shipped default: v2 (confound rules checked, counterbalanced, spans recorded); v1 stays loadable."""
 """The v2 set (issue 8): outcomes that happen to the agent, counterbalanced order, recorded spans."""
 
 _FACTORS: tuple[str, ...] = ("moral", "economic", "grammatical")  # the order of a cell tuple

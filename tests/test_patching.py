@@ -62,7 +62,9 @@ def test_position_groups_partition_the_prompt(tiny, v2):
 
 
 def test_v1_stimuli_say_which_groups_cannot_be_formed(tiny):
-    v1 = load_stimuli()
+    from entangle.stimuli import STIMULI_V1
+
+    v1 = load_stimuli(STIMULI_V1)
     res = exact_patching(tiny, minimal_pairs(v1.subset(1)), layers=[1], n_boot=20)
     assert set(res.unavailable) == {"context", "act", "outcome", "violation"}
     assert all("v1" in why for why in res.unavailable.values())
@@ -105,6 +107,16 @@ def test_skipped_inert_patches_equal_running_them(tiny, pairs, monkeypatch):
     np.testing.assert_allclose(fast["r_patched"], full["r_patched"], atol=1e-5, rtol=0)
 
 
+def test_prefix_cache_equals_full_runs(tiny, pairs, monkeypatch):
+    groups = (*GROUPS, EVERYTHING)
+    cached = exact_patching(tiny, pairs, groups=groups, n_boot=20).pairs
+    monkeypatch.setattr(patching, "PREFIX_CACHE", False)
+    full = exact_patching(tiny, pairs, groups=groups, n_boot=20).pairs
+    assert cached[["pair", "layer", "group", "readout"]].equals(full[["pair", "layer", "group", "readout"]])
+    np.testing.assert_allclose(cached["r_patched"], full["r_patched"], atol=1e-5, rtol=0)
+    assert float((cached["r_patched"] - cached["r_bad"]).abs().max()) > 1e-3  # patches that did something
+
+
 def test_attribution_agrees_with_exact_on_a_planted_linear_case(tiny, pairs):
     # planted: move each group only 1% of the way to the good item, where the first-order estimate must hold
     alpha = 0.01
@@ -120,8 +132,8 @@ def test_attribution_agrees_with_exact_on_a_planted_linear_case(tiny, pairs):
     assert np.max(np.abs(x - a)) < 0.05 * np.abs(a).max()
     check = compare_attribution(exact, approx)
     assert check.n_cells == len(exact.table)
-    assert check.pearson > 0.999 and check.spearman > 0.99
-    assert check.sign_agreement == 1.0
+    assert check.pearson > 0.999 and check.spearman > 0.95
+    assert check.sign_agreement == 1.0 and check.n_signed >= 10
     # at the last layer only the last position can move the readout, in both methods
     top = approx.pairs[(approx.pairs.layer == tiny.info.n_layers) & (approx.pairs.group != "last")]
     assert float(top["delta"].abs().max()) == 0.0

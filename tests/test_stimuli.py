@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from entangle.stimuli import (
-    DEFAULT_STIMULI,
+    STIMULI_V1,
     FACTOR_LEVELS,
     KINDS,
     Item,
@@ -23,19 +23,19 @@ from entangle.stimuli import (
     load_stimuli,
 )
 
-BUILD_SCRIPT = DEFAULT_STIMULI.parent / "build_stimuli.py"
+BUILD_SCRIPT = STIMULI_V1.parent / "build_stimuli.py"
 ALL_CELLS = set(product(FACTOR_LEVELS["moral"], FACTOR_LEVELS["economic"], FACTOR_LEVELS["grammatical"]))
 
 
 @pytest.fixture(scope="module")
 def stim() -> StimulusSet:
-    return load_stimuli()
+    return load_stimuli(STIMULI_V1)
 
 
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
     """The shipped file's records, for building bad inputs."""
-    return [json.loads(line) for line in DEFAULT_STIMULI.read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line) for line in STIMULI_V1.read_text(encoding="utf-8").splitlines()]
 
 
 def _cells(stim: StimulusSet) -> dict[str, dict[tuple[int, int, int], Item]]:
@@ -69,7 +69,7 @@ def test_shipped_set_is_a_full_factorial(stim):
         assert set(cells) == ALL_CELLS, frame
     for kind in ("moral", "economic", "grammatical"):
         assert Counter(getattr(it, kind) for it in stim).keys() == set(FACTOR_LEVELS[kind])
-    assert stim.source == str(DEFAULT_STIMULI)
+    assert stim.source == str(STIMULI_V1)
     assert len(stim.sha256) == 64
 
 
@@ -142,7 +142,7 @@ def test_build_script_reproduces_the_shipped_file(monkeypatch):
     built = module.build()
     module.check(built)
     expected = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in built)
-    assert DEFAULT_STIMULI.read_text(encoding="utf-8") == expected
+    assert STIMULI_V1.read_text(encoding="utf-8") == expected
     assert list(built[0]) == ["id", "frame", "moral", "economic", "grammatical", "text", "judged_start",
                               "judged_end", "violation"]
 
@@ -385,7 +385,7 @@ def test_error_string_without_line_or_field():
 
 
 def test_neutral_texts():
-    path = DEFAULT_STIMULI.parent.parent / "neutral" / "neutral_texts.txt"
+    path = STIMULI_V1.parent.parent / "neutral" / "neutral_texts.txt"
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 60
     assert all(line.strip() == line and line.endswith(".") for line in lines)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from entangle.stimuli import (
-    DEFAULT_STIMULI,
+    STIMULI_V1,
     STIMULI_V2,
     Item,
     StimulusError,
@@ -24,7 +24,7 @@ from entangle.stimuli import (
 from entangle.stimulus_rules import ANSWER_WORDS, RULES, RuleViolation, check_rules, item_lines
 
 BUILD_V2 = STIMULI_V2.parent / "build_stimuli_v2.py"
-CHECK_SCRIPT = DEFAULT_STIMULI.parent / "check_rules.py"
+CHECK_SCRIPT = STIMULI_V1.parent / "check_rules.py"
 
 
 def _module(path: Path, name: str, monkeypatch):
@@ -42,7 +42,7 @@ def v2() -> StimulusSet:
 
 @pytest.fixture(scope="module")
 def v1() -> StimulusSet:
-    return load_stimuli(DEFAULT_STIMULI)
+    return load_stimuli(STIMULI_V1)
 
 
 def _rules(stim: StimulusSet) -> set[str]:
@@ -114,16 +114,16 @@ def test_check_script_exit_status_and_lines(monkeypatch, capsys, tmp_path):
     script = _module(CHECK_SCRIPT, "check_rules_script", monkeypatch)
     assert script.main([str(STIMULI_V2)]) == 0
     assert "passes all" in capsys.readouterr().out
-    assert script.main([str(DEFAULT_STIMULI)]) == 1
+    assert script.main([str(STIMULI_V1)]) == 1
     out = capsys.readouterr().out
-    assert f"{DEFAULT_STIMULI}:1: [spans_recorded]" in out and "gain_loss_match 27" in out
+    assert f"{STIMULI_V1}:1: [spans_recorded]" in out and "gain_loss_match 27" in out
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n", encoding="utf-8")
     assert script.main([str(bad)]) == 2
 
 
 def test_item_lines_point_into_the_file(v1):
-    lines = item_lines(DEFAULT_STIMULI)
+    lines = item_lines(STIMULI_V1)
     assert lines["f01_m+1_e+1_g1"] == 1 and len(lines) == 864
     v = check_rules(v1, lines)[0]
     assert v.line == lines[v.item_id]
@@ -211,7 +211,7 @@ def test_missing_spans_are_reported_and_inferred(v2):
 
 
 def test_every_rule_is_documented():
-    readme = (DEFAULT_STIMULI.parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (STIMULI_V1.parent.parent / "README.md").read_text(encoding="utf-8")
     for rule in RULES:
         assert f"`{rule}`" in readme, rule
 
