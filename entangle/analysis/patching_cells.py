@@ -60,16 +60,20 @@ class AttributionCheck:
     n_cells: int
     spearman: float
     pearson: float
-    sign_agreement: float
+    sign_agreement: float  # over the n_signed cells whose exact |Δ| is >= 1% of the largest (others are ~0)
+    n_signed: int
     cells: pd.DataFrame  # layer, group, readout, exact, attribution (mean Δ over the common pairs)
 
     def to_dict(self) -> dict[str, Any]:
         return {"n_cells": self.n_cells, "spearman": self.spearman, "pearson": self.pearson,
-                "sign_agreement": self.sign_agreement, "cell_value": "mean delta over the pairs both methods ran"}
+                "sign_agreement": self.sign_agreement, "n_signed": self.n_signed,
+                "cell_value": "mean delta over the pairs both methods ran",
+                "signed_cells": "exact |delta| >= 1% of the largest exact |delta|"}
 
 
 def compare_attribution(exact: PatchingResult, attribution: PatchingResult) -> AttributionCheck:
-    """Spearman and Pearson correlation (and sign agreement) of the cell mean Δ where both methods have the pair."""
+    """Spearman and Pearson correlation of the cell mean Δ over the pairs both methods ran, and the share of cells
+    with a clearly non-zero exact Δ whose sign attribution gets right."""
     key = ["pair", "layer", "group", "readout"]
     both = exact.pairs[[*key, "delta"]].merge(attribution.pairs[[*key, "delta"]], on=key,
                                               suffixes=("_exact", "_attribution"))
@@ -78,11 +82,13 @@ def compare_attribution(exact: PatchingResult, attribution: PatchingResult) -> A
     cells = (both.groupby(["layer", "group", "readout"], sort=False)[["delta_exact", "delta_attribution"]].mean()
              .reset_index().rename(columns={"delta_exact": "exact", "delta_attribution": "attribution"}))
     x, y = cells["exact"].to_numpy(), cells["attribution"].to_numpy()
+    signed = np.abs(x) >= 0.01 * np.abs(x).max()
     enough = len(cells) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
     return AttributionCheck(
         n_cells=len(cells),
         spearman=float(sps.spearmanr(x, y).statistic) if enough else float("nan"),
         pearson=float(sps.pearsonr(x, y).statistic) if enough else float("nan"),
-        sign_agreement=float(np.mean(np.sign(x) == np.sign(y))),
+        sign_agreement=float(np.mean(np.sign(x[signed]) == np.sign(y[signed]))) if signed.any() else float("nan"),
+        n_signed=int(signed.sum()),
         cells=cells,
     )

@@ -250,40 +250,71 @@ class _Row:
     group: str
 
 
+def _patch_hooks(jobs: Sequence[_Job], rows: Sequence[_Row], src: Sequence[dict[int, torch.Tensor]],
+                 shift: Sequence[int], alpha: float) -> list:
+    """One hook per layer moving each row's group (receiver position + shift[b] in this pass) to the source values."""
+    plan: dict[int, tuple[list[int], list[int], list[torch.Tensor]]] = {}
+    for b, row in enumerate(rows):
+        rp, sp = jobs[row.job].cells[row.group]
+        bs, ps, vs = plan.setdefault(row.layer, ([], [], []))
+        bs.extend([b] * len(rp))
+        ps.extend(p + shift[b] for p in rp)
+        vs.append(src[row.job][row.layer][sp])
+
+    def put(b_idx: list[int], p_idx: list[int], vals: list[torch.Tensor]):
+        v = torch.cat(vals)
+
+        def hook(x: torch.Tensor, hook: Any) -> torch.Tensor:
+            x = x.clone()
+            new = v.to(x.dtype)
+            x[b_idx, p_idx] = new if alpha == 1.0 else x[b_idx, p_idx] + alpha * (new - x[b_idx, p_idx])
+            return x
+        return hook
+
+    return [(resid_hook(la), put(*plan[la])) for la in sorted(plan)]
+
+
+PREFIX_CACHE = True
+"""Run the receiver's tokens before the first patched position once per batch and the rest against its key/value
+cache (a patch cannot change earlier positions); False runs every row in full (the reference the tests compare)."""
+
+
 @torch.inference_mode()
 def _patched(model: LoadedModel, jobs: Sequence[_Job], rows: Sequence[_Row], src: Sequence[dict[int, torch.Tensor]],
              batch_size: int, alpha: float = 1.0) -> np.ndarray:
     """Readout of each row: the receiver run with the row's group at the row's layer moved to the source's values
     (alpha = 1: replaced; alpha < 1: x + alpha·(x_src − x), the linearity check of attribution patching)."""
     out = np.empty(len(rows))
-    order = sorted(range(len(rows)), key=lambda i: -len(jobs[rows[i].job].recv.ids))
+    first = [min(jobs[r.job].cells[r.group][0]) if PREFIX_CACHE else 0 for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: (-(len(jobs[rows[i].job].recv.ids) - first[i]), rows[i].job,
+                                                    first[i]))
+    dev, pad_id = _device(model), model.tokenizer.pad_token_id
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        encs = [jobs[rows[i].job].recv for i in idx]
-        width = max(len(e.ids) for e in encs)
-        plan: dict[int, tuple[list[int], list[int], list[torch.Tensor]]] = {}
-        for b, i in enumerate(idx):
-            row, job = rows[i], jobs[rows[i].job]
-            rp, sp = job.cells[row.group]
-            pad = width - len(job.recv.ids)
-            bs, ps, vs = plan.setdefault(row.layer, ([], [], []))
-            bs.extend([b] * len(rp))
-            ps.extend(p + pad for p in rp)
-            vs.append(src[row.job][row.layer][sp])
-
-        def put(b_idx: list[int], p_idx: list[int], vals: list[torch.Tensor]):
-            v = torch.cat(vals)
-
-            def hook(x: torch.Tensor, hook: Any) -> torch.Tensor:
-                x = x.clone()
-                new = v.to(x.dtype)
-                x[b_idx, p_idx] = new if alpha == 1.0 else x[b_idx, p_idx] + alpha * (new - x[b_idx, p_idx])
-                return x
-            return hook
-
-        hooks = [(resid_hook(la), put(*plan[la])) for la in sorted(plan)]
-        last, _ = _forward(model, encs, hooks)
-        out[idx] = _log_odds(last, [jobs[rows[i].job].answer for i in idx]).cpu().numpy()
+        batch = [rows[i] for i in idx]
+        recv = [jobs[r.job].recv.ids for r in batch]
+        cut = [first[i] for i in idx]
+        kwargs: dict[str, Any] = {}
+        if min(cut) > 0:  # the prefixes run once each, unpatched, and keep their cache
+            keys = list(dict.fromkeys(zip([r.job for r in batch], cut, strict=True)))
+            own = torch.tensor([keys.index((r.job, c)) for r, c in zip(batch, cut, strict=True)], device=dev)
+            pids, pmask, ppos, _ = collate([jobs[j].recv.ids[:c] for j, c in keys], pad_id)
+            _, cache = model.bridge(pids.to(dev), attention_mask=pmask.to(dev), position_ids=ppos.to(dev),
+                                    return_type="logits_and_cache", use_cache=True, logits_to_keep=1)
+            for layer_cache in cache.layers:
+                layer_cache.batch_select_indices(own)
+            kwargs["past_key_values"] = cache
+        else:
+            cut = [0] * len(batch)
+        ids, mask, pos, pads = collate([r[c:] for r, c in zip(recv, cut, strict=True)], pad_id,
+                                       offset=cut if "past_key_values" in kwargs else None)
+        if "past_key_values" in kwargs:
+            mask = torch.cat([pmask.to(dev)[own], mask.to(dev)], dim=1)
+        hooks = _patch_hooks(jobs, batch, src, [int(p) - c for p, c in zip(pads, cut, strict=True)], alpha)
+        with model.bridge.hooks(fwd_hooks=hooks):
+            logits = model.bridge(ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                                  logits_to_keep=1, **kwargs)
+        out[idx] = _log_odds(logits[:, -1], [jobs[r.job].answer for r in batch]).cpu().numpy()
     return out
 
 
@@ -373,12 +404,14 @@ def _run(model: LoadedModel, pairs: Sequence[MinimalPair], method: str, layers: 
 
 def _inert(job: _Job, row: _Row, n_layers: int) -> bool:
     """True when the patch cannot change the readout, so the forward pass is skipped (r_patched = r_bad exactly):
-    every patched position has the same token prefix at the same place in both prompts (identical activations), or
-    the layer is the last residual and the last position is not patched (nothing after it reads other positions)."""
+    every patched position has the same token prefix at the same place in both prompts (identical activations; at
+    layer 0, the embedding output, the same token at the same place suffices), or the layer is the last residual and
+    the last position is not patched (nothing after it reads other positions)."""
     rp, sp = job.cells[row.group]
     if row.layer == n_layers and len(job.recv.ids) - 1 not in rp:
         return True
-    return all(r == s and job.recv.ids[:r + 1] == job.src.ids[:s + 1] for r, s in zip(rp, sp, strict=True))
+    lo = (lambda r: r) if row.layer == 0 else (lambda r: 0)
+    return all(r == s and job.recv.ids[lo(r):r + 1] == job.src.ids[lo(s):s + 1] for r, s in zip(rp, sp, strict=True))
 
 
 def _first_order(job: _Job, row: _Row, src: Sequence[dict[int, torch.Tensor]],
