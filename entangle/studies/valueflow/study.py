@@ -171,21 +171,22 @@ def run(ctx: StudyContext, cfg: Config = Config(), judge: LoadedModel | None = N
     df = pd.DataFrame(rows)
     lap("generation")
 
-    validity, evaluators = [], {}
-    texts = list(df.text)
+    validity = []
+    said = df.text.str.strip().ne("")  # an empty response has no intensity (NaN), it is not scored
+    texts = list(df.text[said])
     for v in readouts:
         d = jdirs[v]
         ev = AnchorEvaluator(vals[v].anchors, ProbeJudge(jacts, d.unit, d.layer), cfg.k, cfg.m, ctx.seed)
         loao = ev.calibrate(n_boot=ctx.n_boot)
-        df[f"I_probe_{v}"] = ev.score(texts).intensity
-        evaluators[v] = ev
+        df[f"I_probe_{v}"] = np.nan
+        df.loc[said, f"I_probe_{v}"] = ev.score(texts).intensity
         validity.append({"value": v, "judge": "probe", "layer": d.layer, **{f"loao_{k}": x for k, x in loao.items()}})
     lap("probe judge")
 
     pw_parts = []
     for v in cfg.pairwise_values:
         ev = AnchorEvaluator(vals[v].anchors, PairwiseJudge(judge, vals[v], ctx.batch_size), cfg.k, cfg.m, ctx.seed)
-        sub = df[(df.query_id.isin([q for q, _ in queries[: cfg.pairwise_queries]]))
+        sub = df[said & (df.query_id.isin([q for q, _ in queries[: cfg.pairwise_queries]]))
                  & ((df.arm == "base") | ((df.steered == v) & df.arm.isin(["prompt", "activation"])
                                           & df.x.abs().eq(df[df.steered == v].x.abs().max())))]
         rows_v, sub_scores = validity_rows(ev, judge, vals[v], sub, cfg.pairwise_loao,
@@ -242,8 +243,8 @@ def _metrics(cfg: Config, model: LoadedModel, judge: LoadedModel, dirs: dict[str
                                            and pd.notna(r[k])}
         per_value[v] = entry
     probe = asym[asym.judge == "probe"]
-    flags = {arm: {"hard_to_steer": sorted(probe[(probe.arm == arm) & probe.hard_to_steer.fillna(False)].value),
-                   "asymmetric": sorted(probe[(probe.arm == arm) & probe.asymmetric.fillna(False)].value)}
+    flag = lambda col: probe[col].fillna(False).astype(bool) if col in probe else probe.arm.isna()  # noqa: E731
+    flags = {arm: {f: sorted(probe[(probe.arm == arm) & flag(f)].value) for f in ("hard_to_steer", "asymmetric")}
              for arm in ("activation", "prompt")}
     return {"model": model.info.name, "judge_model": judge.info.name, "config": asdict(cfg),
             "values": per_value, "flags": flags, "wall_seconds": round(wall, 1), "timings": timings,
