@@ -17,7 +17,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from entangle.stimuli import ORDERS, SPANS, Item, StimulusSet, _decode, _read_csv, _read_jsonl
+from entangle.stimuli import (
+    ORDERS,
+    SPANS,
+    Item,
+    StimulusSet,
+    _decode,
+    _read_csv,
+    _read_jsonl,
+)
 
 ANSWER_WORDS: frozenset[str] = frozenset("""
 good bad well badly right wrong correct incorrect fine nice great terrible kind cruel moral immoral fair unfair

@@ -11,8 +11,18 @@ from entangle.analysis.entanglement import behavioural_ei
 from entangle.analysis.validity import level_means, minimal_pair_logprob, validity_gate
 from entangle.studies.entanglement.candidates import Candidate, fit_direction
 from entangle.studies.entanglement.effects import Kept, kept
-from entangle.studies.entanglement.nulls import cell_repair, p_value, shuffled_dom, variance_matched
-from entangle.studies.entanglement.selection import Filters, Screened, estimated_kept, select
+from entangle.studies.entanglement.nulls import (
+    cell_repair,
+    p_value,
+    shuffled_dom,
+    variance_matched,
+)
+from entangle.studies.entanglement.selection import (
+    Filters,
+    Screened,
+    estimated_kept,
+    select,
+)
 
 
 def _kept(v: float) -> Kept:

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from entangle.analysis.entanglement import behavioural_ei, excess_ei, repair
+from entangle.analysis.entanglement import behavioural_ei
 from entangle.analysis.geometry import cosine_by_layer, leakage
 from entangle.analysis.norms import design_norm
+from entangle.analysis.repair import excess_ei, repair
 from entangle.analysis.stats import (
     boot_auc,
     draw_counts,

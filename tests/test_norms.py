@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entangle.analysis.entanglement import behavioural_ei, excess_ei
+from entangle.analysis.entanglement import behavioural_ei
 from entangle.analysis.norms import NormsError, design_norm, human_ei, load_ratings
+from entangle.analysis.repair import excess_ei
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "norms" / "example_ratings.csv"
 KINDS = ("moral", "grammatical", "economic")

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from entangle.stimuli import (
-    STIMULI_V1,
     FACTOR_LEVELS,
     KINDS,
+    STIMULI_V1,
     Item,
     StimulusError,
     StimulusSet,

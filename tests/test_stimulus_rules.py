@@ -21,7 +21,13 @@ from entangle.stimuli import (
     StimulusSet,
     load_stimuli,
 )
-from entangle.stimulus_rules import ANSWER_WORDS, RULES, RuleViolation, check_rules, item_lines
+from entangle.stimulus_rules import (
+    ANSWER_WORDS,
+    RULES,
+    RuleViolation,
+    check_rules,
+    item_lines,
+)
 
 BUILD_V2 = STIMULI_V2.parent / "build_stimuli_v2.py"
 CHECK_SCRIPT = STIMULI_V1.parent / "check_rules.py"

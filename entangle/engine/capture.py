@@ -34,7 +34,6 @@ from entangle.schema import KINDS
 from entangle.stimuli import StimulusSet
 
 
-
 def available_positions(stimuli: StimulusSet) -> tuple[str, ...]:
     """Every read position these stimuli allow: act and outcome spans only where every item records them."""
     spans = [getattr(it, "span", None) for it in stimuli.items]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from entangle.analysis.entanglement import repair
+from entangle.analysis.repair import repair
 from entangle.engine import array_hash, measure, text_loss
 from entangle.prompts import build_prompts, templates
 from entangle.studies.entanglement.candidates import (

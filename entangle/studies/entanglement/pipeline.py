@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from entangle import __version__
-from entangle.analysis.entanglement import EIResult, behavioural_ei, excess_ei
+from entangle.analysis.entanglement import EIResult, behavioural_ei
 from entangle.analysis.geometry import cosine_by_layer, leakage
 from entangle.analysis.norms import design_norm, human_ei, load_norms
 from entangle.analysis.probing import (
@@ -29,6 +29,7 @@ from entangle.analysis.probing import (
     fit_probes,
     kind_labels,
 )
+from entangle.analysis.repair import excess_ei
 from entangle.analysis.validity import level_means, minimal_pair_logprob, validity_gate
 from entangle.directions import Direction, direction_meta, save_direction
 from entangle.engine import ActivationSet, capture, choose_style, readout_table
