@@ -36,7 +36,9 @@ from entangle.engine import ActivationSet, capture, choose_style, readout_table
 from entangle.engine.cache import DEFAULT_CACHE
 from entangle.files import atomic_write
 from entangle.models import LoadedModel, load_model
-from entangle.runfolder import Block, RunFolder
+from entangle.runfolder import RunFolder
+from entangle.studies import study_module
+from entangle.studies.base import StudyContext
 from entangle.schema import DATA_DIR
 from entangle.stimuli import KINDS, StimulusSet, load_stimuli
 from entangle.studies.entanglement.candidates import METHODS, Candidate
@@ -73,6 +75,7 @@ class RunConfig:
     null_rows: int = 256                # prompt rows per forward pass in the null draws
     control_frames: int = 12            # held-out frames for the control directions, LEACE and steering
     steer_alphas: tuple[float, ...] = (-1.0, -0.5, 0.5, 1.0)
+    studies: tuple[str, ...] = ("entanglement",)  # add "valueflow", "svo", "tradeoffs" to run them into the folder
     batch_size: int = 32
     cache_dir: str = str(DEFAULT_CACHE)
     device: str = "cpu"
@@ -347,9 +350,22 @@ class Experiment:
                                    "wall_seconds": round(time.perf_counter() - t0, 1),
                                    "model": self.model.info.name, "device": self.model.info.device}
             folder.write_metrics(self.metrics)
+            self.run_other_studies(folder)
             build_report(self.out)
             log.info("report written: %s", self.out / "report.html")
         return self.metrics
+
+    def run_other_studies(self, folder: RunFolder) -> None:
+        """The configured studies beyond this one, on the same model, into the same folder (metrics merged)."""
+        ctx = StudyContext(model=self.model, folder=folder, cache_dir=Path(self.cfg.cache_dir), seed=self.cfg.seed,
+                           batch_size=self.cfg.batch_size, n_boot=self.cfg.n_boot, progress=self.cfg.progress)
+        for name in self.cfg.studies:
+            if name == "entanglement":
+                continue
+            ts = time.perf_counter()
+            mod = study_module(name)
+            mod.run(ctx, mod.Config()).save(folder)
+            log.info("study %s done in %.0f s", name, time.perf_counter() - ts)
 
     def config_record(self) -> dict[str, Any]:
         return {**asdict(self.cfg), "model_info": self.model.info.to_dict(),
@@ -362,25 +378,45 @@ def _row(df: pd.DataFrame, cols: list[str]) -> dict[str, Any]:
 
 
 def summary_lines(run_dir: str | Path) -> list[str]:
-    """The headline figures of a finished run, one line each (printed by `entangle run`); n/a: not measured."""
-    from entangle.report import fmt  # noqa: PLC0415
-    from entangle.report.metrics import EntanglementMetrics  # noqa: PLC0415
+    """The headline figures of a finished run, one line each (printed by `entangle run`); n/a where not measured."""
+    m = RunFolder(run_dir).metrics()
 
-    folder = RunFolder(run_dir)
-    m = EntanglementMetrics.parse(Block.of(folder, folder.metrics()))
-    lines = [f"readout: {m.judgement_readout} ({m.readout_evidence.get('reason', '')})"]
-    for p in m.probes.values():
-        lines.append(f"probe {p.kind}: best layer {p.best_layer}, CV accuracy "
-                     f"{fmt.est(p.cv_accuracy, p.ci_low, p.ci_high, 3)}")
+    def ci(d: dict[str, Any], key: str = "ci_low", key2: str = "ci_high", est: str | None = None) -> str:
+        val = d.get(est) if est else None
+        lo, hi = d.get(key), d.get(key2)
+        num = "n/a" if val is None else f"{val:.3f} "
+        return num + ("" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]")
+
+    lines = [f"readout: {m.get('readout', {}).get('style', 'n/a')}"]
+    for kind, p in m.get("probe", {}).items():
+        lo, hi = p.get("ci", [None, None])
+        lines.append(f"probe {kind}: best layer {p.get('best_layer')}, CV accuracy "
+                     f"{ci({'a': p.get('cv_accuracy'), 'lo': lo, 'hi': hi}, 'lo', 'hi', 'a')}")
+    ent = m.get("entanglement", {})
+    style = m.get("readout", {}).get("style")
     for k in TARGETS:
-        if (c := m.cells().get(f"moral_to_{k}")) is not None:
-            lines.append(f"EI(moral -> {k}) = {fmt.est(c.ei, c.ci_low, c.ci_high, 3)}, "
-                         f"human {fmt.num(c.human_ei, 3)}, "
-                         f"excess CI [{fmt.num(c.excess_ci_low, 3)}, {fmt.num(c.excess_ci_high, 3)}]")
-    if (a := m.ablation.primary_method if m.ablation else None) is not None:
-        lines.append(f"ablation {a.name}: repair {fmt.est(a.repair_fraction, a.ci_low, a.ci_high, 3)}, "
-                     f"random-direction {fmt.p_value(a.random_p_value)}")
-    lines.append(f"wall time: {fmt.num(m.run.wall_seconds, 0)} s")
+        c = ent.get("behavioural", {}).get(style, {}).get(f"moral_to_{k}")
+        if c:
+            lines.append(f"EI(moral -> {k}) = {ci(c, est='ei')} ({'valid' if c.get('valid') else 'invalid cell'}), "
+                         f"raw b_m {c.get('b_from', float('nan')):.3f}")
+    pc = ent.get("positive_control")
+    if pc:
+        lines.append(f"positive control: {pc['method']}@{pc['position']}/L{pc['layer']} keeps "
+                     f"{ci(pc, est='moral_effect_kept')} of the moral effect on held-out frames -> "
+                     f"{'passed' if pc['passed'] else 'failed'} (threshold {pc['threshold']})")
+    abl = m.get("ablation", {})
+    a = abl.get(abl.get("primary", ""), {})
+    if a:
+        if a.get("tested"):
+            null = a.get("null", {}).get("variance_matched", {})
+            lines.append(f"repair on valid cells: {ci(a, est='repair_fraction')}, variance-matched null "
+                         f"p = {null.get('p_value')} (resolution {null.get('p_resolution')})")
+        else:
+            lines.append(f"repair untested: {a.get('reason')}")
+    for name in ("valueflow", "svo", "tradeoffs", "norms"):
+        if name in m:
+            lines.append(f"study {name}: in the report")
+    lines.append(f"wall time: {m.get('run', {}).get('wall_seconds', 'n/a')} s")
     return lines
 
 
