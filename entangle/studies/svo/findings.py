@@ -1,0 +1,63 @@
+"""The SVO study's answers to its questions, each with the paired bootstrap interval it rests on: does the HVAE
+finding hold (prompted orientations drift to neutral/prosocial), do personas move the angle at all (the prompt arm's
+positive control), and does steering along the prosocial and the moral direction move it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from entangle.analysis.stats import percentile_ci
+
+KEYS = ("debiased", "averaged")
+
+
+def _contrast(boots: Mapping[str, Mapping[str, np.ndarray]], table: pd.DataFrame, a: str, b: str) -> dict:
+    """angle(a) − angle(b) per readout with its paired interval; `moves` when the interval excludes 0."""
+    pt = table.set_index("condition")
+    out = {"conditions": [a, b]}
+    for key in KEYS:
+        if key not in boots[a]:
+            continue
+        lo, hi = percentile_ci(boots[a][key] - boots[b][key])
+        est = float(pt.loc[a, f"angle_{key}"] - pt.loc[b, f"angle_{key}"])
+        out[key] = {"estimate": est, "ci_low": float(lo), "ci_high": float(hi), "moves": bool(lo > 0 or hi < 0)}
+    return out
+
+
+def findings(table: pd.DataFrame, boots: Mapping[str, Mapping[str, np.ndarray]], alphas: Sequence[float],
+             uniform: float) -> dict:
+    """hvae_drift (with the conditions whose interval holds the uniform chooser's angle `uniform`: no preference
+    told apart from none), persona_control per form, steering per direction (angle at the largest α − smallest)."""
+    out: dict = {}
+    prompt = table[table["arm"].str.startswith("prompt")]
+    if len(prompt):
+        cats = dict(zip(prompt["condition"], prompt["category_debiased"], strict=True))
+        extreme = sorted(c for c, k in cats.items() if k in ("altruistic", "competitive"))
+        out["hvae_drift"] = {
+            "holds": not extreme, "extreme_conditions": extreme, "categories": cats,
+            "min_angle": float(prompt["angle_debiased"].min()), "max_angle": float(prompt["angle_debiased"].max()),
+            "uniform_angle": uniform,
+            "indistinguishable_from_uniform": sorted(
+                r.condition for r in prompt.itertuples() if r.ci_low_debiased <= uniform <= r.ci_high_debiased),
+            "rule": "holds when no persona condition's debiased angle is altruistic (> 57.15) or competitive "
+                    "(<= -12.04)"}
+    names = set(table["condition"])
+    control = {}
+    for form in ("one_step", "two_step"):
+        a, b = f"{form}:altruistic", f"{form}:competitive"
+        if {a, b} <= names:
+            control[form] = _contrast(boots, table, a, b)
+    if control:
+        out["persona_control"] = control
+    if len(alphas) >= 2:
+        steering = {}
+        for name in ("prosocial", "moral"):
+            hi, lo = f"steer:{name}:{max(alphas):+g}", f"steer:{name}:{min(alphas):+g}"
+            if {hi, lo} <= names:
+                steering[name] = _contrast(boots, table, hi, lo)
+        if steering:
+            out["steering"] = steering
+    return out
