@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from entangle.files import InputError
-from entangle.studies.valueflow.evaluator import AnchorEvaluator, bucket_sample, guard, pl_grad, pl_map, sign_flips
+from entangle.studies.valueflow.evaluator import (
+    AnchorEvaluator,
+    bucket_sample,
+    guard,
+    pl_grad,
+    pl_map,
+    sign_flips,
+)
 from entangle.studies.valueflow.importer import panel_for, read_valueflow_anchors
 from entangle.values import Anchor, load_queries, load_values
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from entangle.directions import load_direction
 from entangle.engine import chat_text, generate, next_token_logprobs, text_activations
@@ -13,7 +12,13 @@ from entangle.interventions import steer
 from entangle.runfolder import RunFolder
 from entangle.studies.base import StudyContext
 from entangle.studies.valueflow import Config, run
-from entangle.studies.valueflow.arms import level_system, mix_vectors, repetition, distinct_n, vectors_intervention
+from entangle.studies.valueflow.arms import (
+    distinct_n,
+    level_system,
+    mix_vectors,
+    repetition,
+    vectors_intervention,
+)
 from entangle.studies.valueflow.directions import ValueDirection
 from entangle.values import load_queries, load_values
 

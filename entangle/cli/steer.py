@@ -84,9 +84,9 @@ def steer(
     if len(cfg.pair) != 2:
         raise validate.OptionError("--pair", f"needs two values, got {cfg.pair}")
     cfg.check()
-    from entangle.studies.valueflow.study import _load  # noqa: PLC0415
+    from entangle.studies.valueflow.study import load_study_values  # noqa: PLC0415
 
-    _load(cfg)  # every value folder and the anchor file are checked before a model loads
+    load_study_values(cfg)  # every value folder and the anchor file are checked before a model loads
     validate.at_least("--n-boot", n_boot, 1)
     validate.at_least("--batch-size", batch_size, 1)
     validate.writable_folder(out)

@@ -38,7 +38,7 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def _est(r: pd.Series, key: str, nd: int = 2) -> str:
-    g = lambda k: None if k not in r or pd.isna(r[k]) else float(r[k])  # noqa: E731
+    g = lambda k: None if k not in r or pd.isna(r[k]) else float(r[k])
     return fmt.est(g(key), g(f"{key}_ci_low"), g(f"{key}_ci_high"), nd=nd, sign=True)
 
 
@@ -110,7 +110,7 @@ def render(folder: RunFolder, metrics: dict[str, Any]) -> str:
     for v, e in m["values"].items():
         ce = e.get("causal_effect", [None, None, None])
         act, pr = e.get("activation_probe", {}), e.get("prompt_probe", {})
-        f = lambda d, k: fmt.est(d.get(k), d.get(k + "_ci_low"), d.get(k + "_ci_high"), sign=True)  # noqa: E731
+        f = lambda d, k: fmt.est(d.get(k), d.get(k + "_ci_low"), d.get(k + "_ci_high"), sign=True)
         rows.append([v, str(e.get("layer")), fmt.est(*ce, nd=3, sign=True), f(act, "spearman"), f(act, "d_plus"),
                      f(act, "d_minus"), f(pr, "spearman"), f(pr, "d_plus"), f(pr, "d_minus")])
     parts.append(_table(["value", "layer", "causal effect (nats/α)", "act. Spearman", "act. Δ+", "act. Δ−",

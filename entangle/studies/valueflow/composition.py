@@ -59,8 +59,8 @@ def composition_table(df: pd.DataFrame, pair: Sequence[str], mix: Sequence[str],
     cols = {c: i for i, c in enumerate(wide.columns)}
     y = wide.to_numpy(dtype=float)
     draws = np.random.default_rng(seed).integers(0, len(y), size=(n_boot, len(y)))
-    m = lambda s, c: s[:, cols[c]].mean()  # noqa: E731
-    has = lambda *cs: all(c in cols for c in cs)  # noqa: E731
+    m = lambda s, c: s[:, cols[c]].mean()
+    has = lambda *cs: all(c in cols for c in cs)
     for v in (a, b):
         if has(f"joint_{v}", f"solo{a}_{v}", f"solo{b}_{v}"):
             rows.append(_stat("additivity_error", lambda s, v=v: m(s, f"joint_{v}") - m(s, f"solo{a}_{v}")

@@ -175,7 +175,7 @@ class AnchorEvaluator:
         raw, *_ = self._raw(texts, self._judge(texts, windows), windows)
         truth = self.intensity[held]
         self.calibration = _isotonic_map(raw, truth)
-        rho = lambda r, t: float(spearmanr(r, t).statistic) if np.ptp(r) > 0 and np.ptp(t) > 0 else float("nan")  # noqa: E731
+        rho = lambda r, t: float(spearmanr(r, t).statistic) if np.ptp(r) > 0 and np.ptp(t) > 0 else float("nan")
         rng = np.random.default_rng(self.seed)
         draws = [rng.integers(0, n, n) for _ in range(n_boot)]
         b = np.array([rho(raw[d], truth[d]) for d in draws])

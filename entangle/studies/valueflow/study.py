@@ -12,7 +12,7 @@ on a subset) -> dose-response, asymmetry, fluency, leakage, composition, evaluat
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,7 @@ class Config:
     levels: tuple[int, ...] = (-2, -1, 1, 2)
     comp_alpha: float = 0.25
     layers: tuple[int, ...] | None = None
+    n_pairs: int = 48
     n_heldout: int = 12
     causal_alpha: float = 0.5
     pairwise_values: tuple[str, ...] = ("care",)
@@ -90,9 +91,10 @@ class Config:
             raise InputError(None, None, "alphas/levels", "need at least two doses besides 0")
 
 
-def _load(cfg: Config) -> dict[str, Value]:
+def load_study_values(cfg: Config) -> dict[str, Value]:
+    """Every value the design needs (steered, mixed, read out), with the VALUEFLOW anchors where a file is given."""
     ids = list(dict.fromkeys([*cfg.values, *cfg.mix, *cfg.kinds]))
-    vals = {v.id: v for v in load_values(ids)}
+    vals = {v.id: replace(v, pairs=v.pairs[: cfg.n_pairs]) for v in load_values(ids)}
     if cfg.anchors_file:
         panels = read_valueflow_anchors(cfg.anchors_file)
         for vid, v in vals.items():
@@ -126,7 +128,7 @@ def run(ctx: StudyContext, cfg: Config = Config(), judge: LoadedModel | None = N
     cfg.check()
     t0, timings = time.perf_counter(), {}
     model, judge = ctx.model, judge or ctx.model
-    vals = _load(cfg)
+    vals = load_study_values(cfg)
     queries = load_queries()[: cfg.n_queries]
     neutral = [t for t in (REPO_DATA / "neutral" / "neutral_texts.txt").read_text().splitlines() if t.strip()]
     neutral = neutral[: cfg.n_neutral]
@@ -243,7 +245,7 @@ def _metrics(cfg: Config, model: LoadedModel, judge: LoadedModel, dirs: dict[str
                                            and pd.notna(r[k])}
         per_value[v] = entry
     probe = asym[asym.judge == "probe"]
-    flag = lambda col: probe[col].fillna(False).astype(bool) if col in probe else probe.arm.isna()  # noqa: E731
+    flag = lambda col: probe[col].fillna(False).astype(bool) if col in probe else probe.arm.isna()
     flags = {arm: {f: sorted(probe[(probe.arm == arm) & flag(f)].value) for f in ("hard_to_steer", "asymmetric")}
              for arm in ("activation", "prompt")}
     return {"model": model.info.name, "judge_model": judge.info.name, "config": asdict(cfg),
