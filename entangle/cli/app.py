@@ -3,8 +3,8 @@
 Every command, including those other modules register on `app` (sub-apps too), runs inside `EntangleGroup.invoke`:
 
 * an `InputError` (bad file, line, field or option; `DirectionError`, `TextsError`, `RunFolderError`, ... are
-  InputErrors), a `ModelLoadError`, or an OS error on a path (permission, read-only, disk full, a folder under a
-  file) becomes one line ``error: <message>`` on stderr and exit code 2;
+  InputErrors), a `StimulusError`, a `ModelLoadError`, or an OS error on a path (permission, read-only, disk
+  full, a folder under a file) becomes one line ``error: <message>`` on stderr and exit code 2;
 * anything else is a bug: one line saying so, "run with --debug for the traceback", exit code 1;
 * ``entangle --debug <command>`` lets every exception through with its traceback;
 * warnings raised by entangle's own code (a direction fitted on other weights, ...) are shown as one yellow line
@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -78,8 +77,9 @@ def quiet_hf() -> None:
 def describe(exc: BaseException) -> tuple[int, str]:
     """(exit code, one-line message) for an exception that ended a command."""
     from entangle.models import ModelLoadError  # noqa: PLC0415
+    from entangle.stimuli import StimulusError  # noqa: PLC0415
 
-    if isinstance(exc, InputError | ModelLoadError):
+    if isinstance(exc, InputError | StimulusError | ModelLoadError):
         return 2, " ".join(str(exc).split("\n"))
     if isinstance(exc, OSError) and exc.errno in PATH_ERRNOS:
         where = exc.filename if exc.filename is not None else ""
@@ -92,11 +92,11 @@ def describe(exc: BaseException) -> tuple[int, str]:
 class EntangleGroup(TyperGroup):
     """The top-level command group: runs every sub-command with the one error path and the warning display."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             with shown_warnings():
                 return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except (typer.Exit, typer.Abort, typer.TyperException):  # exits, usage errors: typer reports them
             raise
         except Exception as exc:
             if ctx.params.get("debug"):
