@@ -166,3 +166,30 @@ def test_per_row_null_ablation_equals_ablating_each_direction(tiny):
         ref = measure(tiny, prompts, tm,
                       intervention=lambda v=v: ablate(tiny.bridge, {ly: v for ly in all_layers(tiny.info.n_layers)}))
         assert np.abs(per_row[i] - ref["readout"].to_numpy()).max() < 1e-4
+
+
+def test_repair_and_nulls_run_end_to_end_on_the_tiny_model(tiny, tmp_path):
+    """The stages after a passing positive control, on valid cells (forced here: a random model has none)."""
+    from entangle.studies.entanglement.causal import Causal
+    from entangle.studies.entanglement.pipeline import Experiment, RunConfig
+
+    cfg = RunConfig(model=str(tiny.info.source), out=str(tmp_path / "run"), frames=6, n_boot=30, n_splits=2,
+                    cache_dir=str(tmp_path / "cache"), progress=False, selection_frames=2, n_null=4, null_frames=2,
+                    control_frames=2, kept_threshold=1e9, methods=("dom",), n_exact=1)
+    ex = Experiment(cfg, model=tiny)
+    ex.run_capture()
+    ex.run_probes()
+    ex.run_behavioural()
+    cz = Causal(ex)
+    chosen = select(cz.screen(cz.candidates()))
+    assert cz.positive_control(chosen)["passed"]  # threshold forced open
+    ex.metrics["entanglement"]["validity"]["cells"] = {"cloze.moral_to_economic": {"valid": True}}
+    summary, valid = cz.repair(chosen)
+    assert valid == ["economic"] and "moral_to_economic" in summary["cells"]
+    cell = summary["cells"]["moral_to_economic"]
+    assert len(cell["b_from_before_ci"]) == 2 and cell["b_from_before_ci"][0] <= cell["b_from_before"]
+    nulls = cz.nulls(chosen, valid)
+    for name in ("variance_matched", "shuffled_dom"):
+        assert nulls[name]["n"] == 4 and nulls[name]["p_resolution"] == pytest.approx(0.2)
+        assert 0.2 <= nulls[name]["p_value"] <= 1.0
+    assert (tmp_path / "run" / "ablation_nulls.csv").exists()

@@ -76,7 +76,7 @@ class RunConfig:
     control_frames: int = 12            # held-out frames for the control directions, LEACE and steering
     steer_alphas: tuple[float, ...] = (-1.0, -0.5, 0.5, 1.0)
     studies: tuple[str, ...] = ("entanglement",)  # add "valueflow", "svo", "tradeoffs" to run them into the folder
-    batch_size: int = 32
+    batch_size: int = 64                # prompts per forward pass (whole items: their prefix is shared)
     cache_dir: str = str(DEFAULT_CACHE)
     device: str = "cpu"
     dtype: str = "float32"
