@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     from entangle.studies.entanglement.pipeline import Experiment, RunConfig  # noqa: PLC0415
 
     cfg = RunConfig(model=args.model, out=str(args.out), stimuli=str(args.stimuli) if args.stimuli else None,
-                    frames=args.frames, readout=args.readout, position=args.position, probe_method=args.method,
+                    frames=args.frames, readout=args.readout, position=args.position,
+                    probe_methods=(args.method, *(m for m in ('logistic', 'diff_means') if m != args.method)),
                     n_boot=args.n_boot, n_splits=args.n_splits, seed=args.seed, batch_size=args.batch_size,
                     cache_dir=str(args.cache_dir), device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())
     ex = Experiment(cfg)
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     folder.write_config(ex.config_record())
     folder.write_metrics(ex.metrics)
     print(f"model {ex.model.info.name}: {len(ex.stimuli)} items in {len(ex.stimuli.frames())} frames, "
-          f"readout {ex.metrics['readout']['style']}, probes read at '{cfg.position}' ({cfg.probe_method})")
+          f"readout {ex.metrics['readout']['style']}, probes read at '{cfg.position}' ({cfg.probe_methods[0]})")
     for kind, p in ex.metrics["probe"].items():
         print(f"{kind:12s} best layer {p['best_layer']:2d}  CV accuracy {p['cv_accuracy']:.3f} "
               f"[{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]  AUC {p['auc']:.3f}")

@@ -62,7 +62,7 @@ class RunConfig:
     norms: str | None = None            # human ratings CSV; None: the design norm (EI_human = 0)
     readout: str = "auto"               # auto | cloze | likert
     position: str = "last"              # last | judged_mean: where probes read the residual stream
-    probe_method: str = "logistic"      # logistic | diff_means: the method whose directions are ablated
+    probe_methods: tuple[str, ...] = ("diff_means",)  # decodability per layer (reported); add "logistic" for both
     n_splits: int = 5
     n_boot: int = 1000
     seed: int = 0
@@ -71,7 +71,7 @@ class RunConfig:
     n_exact: int = 4                    # candidates confirmed by exact ablation (plus the best of each method)
     kept_threshold: float = 0.5         # positive control: held-out moral effect kept, upper interval end <= this
     n_null: int = 99                    # draws per null (variance-matched, shuffled-label): p can reach 0.01
-    null_frames: int = 6                # held-out frames of the null control subset
+    null_frames: int = 4                # held-out frames of the null control subset
     null_rows: int = 256                # prompt rows per forward pass in the null draws
     control_frames: int = 12            # held-out frames for the control directions, LEACE and steering
     steer_alphas: tuple[float, ...] = (-1.0, -0.5, 0.5, 1.0)
@@ -149,12 +149,12 @@ class Experiment:
             x, meta = self.kind_data(kind)
             labels = kind_labels(meta, kind)
             data[kind] = (x, meta, labels)
-            for method in ("logistic", "diff_means"):
+            for method in cfg.probe_methods:
                 res = fit_probes(x, labels, meta["frame"].to_numpy(), kind, method=method, n_splits=cfg.n_splits,
                                  n_boot=cfg.n_boot, seed=cfg.seed)
                 tables.append(res.table())
                 self._export(res)
-                if method == cfg.probe_method:
+                if method == cfg.probe_methods[0]:
                     self.probes[kind] = res
             log.info("probe %s: best layer %d, CV accuracy %.3f", kind, self.probes[kind].best_layer,
                      self.probes[kind].accuracy[self.probes[kind].best_layer])
