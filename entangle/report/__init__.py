@@ -4,7 +4,7 @@
                                                  # validate, with RunFolderError, and writes nothing)
     compare_runs(run_a, run_b, out) -> Path      # side-by-side page of two runs
     figures(run_dir) -> dict[str, go.Figure]     # the entanglement study's figures by name (for notebooks)
-    verdicts(run_dir_or_metrics) -> dict         # its three verdicts as data (answer, text, facts)
+    verdicts(run_dir_or_metrics) -> dict         # its four verdicts as data (answer, text, facts)
 """
 
 from entangle.report.build import build_report

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -93,10 +92,43 @@ def _ei(a: EntanglementRun, b: EntanglementRun) -> go.Figure | str:
     return fig.update_layout(height=480, xaxis_title="EI", yaxis={"autorange": "reversed"}, scattermode="group")
 
 
-def _pv(r: EntanglementRun, attr: str) -> Any:
-    """An attribute of the run's primary ablation, or None where it has none."""
-    p = r.metrics.ablation.primary_method if r.metrics.ablation else None
-    return getattr(p, attr) if p else None
+def _null(r: EntanglementRun, kind: str) -> str:
+    """p of the run's repair against one null kind with its resolution, or why there is none."""
+    a = r.metrics.ablation.primary_method if r.metrics.ablation else None
+    if a is None or not a.tested:
+        return "untested"
+    t = a.nulls.get(kind)
+    return "n/a" if t is None else f"{fmt.p_value(t.p_value)} (resolution {fmt.num(t.p_resolution, 3)})"
+
+
+def _repair(r: EntanglementRun) -> str:
+    """The mean repair of the valid cells with its interval, or "untested"."""
+    a = r.metrics.ablation.primary_method if r.metrics.ablation else None
+    pc = r.metrics.positive_control
+    if a is None or not a.tested or (pc is not None and not pc.passed):
+        return "untested"
+    return fmt.est_pct(a.repair_fraction, a.ci_low, a.ci_high)
+
+
+def _kept(r: EntanglementRun, contrast: str) -> str:
+    pc = r.metrics.positive_control
+    k = pc.kept.get(contrast) if pc else None
+    return "n/a" if k is None else fmt.est(k.kept, k.ci_low, k.ci_high)
+
+
+def _steer(r: EntanglementRun, kind: str) -> str:
+    e = r.metrics.steering.interventional_ei.get(kind) if r.metrics.steering else None
+    return "n/a" if e is None else fmt.est(e.estimate, e.ci_low, e.ci_high)
+
+
+def _ei_cell(cell: str, readout: str | None = None) -> Callable[[EntanglementRun], str]:
+    """EI [CI] of one cell, marked where the validity gate drops it."""
+    def get(r: EntanglementRun) -> str:
+        d = r.metrics.cells(readout).get(cell)
+        if d is None:
+            return "n/a"
+        return fmt.est(d.ei, d.ci_low, d.ci_high) + (" (not valid)" if d.valid is False else "")
+    return get
 
 
 def _rows(a: EntanglementRun, b: EntanglementRun) -> list[tuple[str, str, str]]:
@@ -114,23 +146,23 @@ def _rows(a: EntanglementRun, b: EntanglementRun) -> list[tuple[str, str, str]]:
             f"{fmt.est(p.cv_accuracy, p.ci_low, p.ci_high, 3)} at layer {p.best_layer if p.best_layer is not None else '?'}")))
     for cell in MORAL_CELLS:
         label = fmt.cell_label(cell)
-        measures.append((f"EI {label} (judgement)", lambda r, c=cell: (
-            "n/a" if (d := r.metrics.cells().get(c)) is None else fmt.est(d.ei, d.ci_low, d.ci_high))))
+        measures.append((f"EI {label} (judgement)", _ei_cell(cell)))
         measures.append((f"excess {label}", lambda r, c=cell: (
             "n/a" if (d := r.metrics.cells().get(c)) is None else
             fmt.est(d.excess, d.excess_ci_low, d.excess_ci_high, sign=True))))
     measures += [
-        ("EI moral→grammatical (logprob)", lambda r: (
-            "n/a" if (d := r.metrics.cells("logprob").get("moral_to_grammatical")) is None else
-            fmt.est(d.ei, d.ci_low, d.ci_high))),
-        ("primary ablation", lambda r: (r.metrics.ablation.primary if r.metrics.ablation else None) or "n/a"),
-        ("repair fraction", lambda r: fmt.est_pct(_pv(r, "repair_fraction"), _pv(r, "ci_low"), _pv(r, "ci_high"))),
-        ("random-direction p", lambda r: fmt.p_value(_pv(r, "random_p_value"))),
-        ("random repair mean ± SD", lambda r: (
-            f"{fmt.pct(x.repair_fraction_mean)} ± {fmt.pct(x.repair_fraction_sd)}"
-            if r.metrics.ablation and (x := r.metrics.ablation.random) else "n/a ± n/a")),
-        ("selectivity m / g / e", lambda r: " / ".join(fmt.num((_pv(r, "selectivity") or {}).get(k)) for k in KINDS)),
-        ("loss Δ neutral text (nats)", lambda r: fmt.num(_pv(r, "loss_delta"), 3, sign=True)),
+        ("EI moral→grammatical (logprob)", _ei_cell("moral_to_grammatical", "logprob")),
+        ("causal moral direction", lambda r: r.metrics.positive_control.label if r.metrics.positive_control else "n/a"),
+        ("moral effect kept (held out)", lambda r: _kept(r, "moral")),
+        ("positive control", lambda r: "n/a" if (pc := r.metrics.positive_control) is None else
+         ("passed" if pc.passed else "failed")),
+        ("repair of the valid cells", _repair),
+        ("p vs variance-matched null", lambda r: _null(r, "variance_matched")),
+        ("p vs shuffled-label null", lambda r: _null(r, "shuffled_dom")),
+        ("economic own effect kept", lambda r: _kept(r, "economic")),
+        ("grammatical own effect kept", lambda r: _kept(r, r.metrics.grammar_contrast)),
+        ("interventional EI economic", lambda r: _steer(r, "economic")),
+        ("interventional EI grammatical", lambda r: _steer(r, "grammatical")),
     ]
     rows = [(label, fn(a), fn(b)) for label, fn in measures]
     va, vb = judge(a.metrics), judge(b.metrics)

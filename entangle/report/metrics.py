@@ -13,14 +13,22 @@ from typing import Any
 
 import pandas as pd
 
+from entangle.report.metrics_causal import (
+    Ablation,
+    Patching,
+    PositiveControl,
+    Steering,
+    pair,
+)
 from entangle.runfolder import Block, RunFolder, RunFolderError
 from entangle.schema import KINDS
 
 TABLES: tuple[str, ...] = (
-    "probes", "cosine", "cross_decoding", "leakage", "readouts", "ei", "excess", "ablation", "ablation_random",
-    "selectivity",
+    "probes", "cosine", "cross_decoding", "leakage", "ei", "excess", "validity", "level_means", "candidates",
+    "selection", "ablation_nulls", "steering_moral",
 )
-"""The entanglement study's tables (top level of the run folder, `<name>.csv`)."""
+"""The entanglement study's tables the report reads (top level of the run folder, `<name>.csv`); the patching
+table is read where `metrics.patching.file` names it."""
 
 MORAL_CELLS: tuple[str, ...] = ("moral_to_grammatical", "moral_to_economic")
 
@@ -70,16 +78,28 @@ def model_name(settings: Settings, run: RunInfo) -> str:
 
 @dataclass(frozen=True)
 class SelfCheck:
-    """One entry of `self_checks`: the worst relative error, its tolerance, and whether it passed."""
+    """One entry of `self_checks`: the worst relative error, its tolerance, whether it passed, and any detail.
+
+    `shared_prefix` nests its errors per pass (`plain`, `ablation`): the worst activation error is its relative
+    error, and the worst readout error goes into `detail`."""
 
     name: str
     max_rel_error: float | None
     tolerance: float | None
     passed: bool
+    detail: str | None
 
     @classmethod
     def parse(cls, name: str, b: Block) -> SelfCheck:
-        return b.scalars(cls, name=name, passed=bool(b.flag("passed")))
+        passes = [x for k, x in b.blocks().items() if "acts_max_rel_error" in x.data]
+        if not passes:
+            return b.scalars(cls, name=name, passed=bool(b.flag("passed")), detail=b.text("compared"))
+        acts = [v for x in passes if (v := x.number("acts_max_rel_error")) is not None]
+        reads = [v for x in passes if (v := x.number("readout_max_abs_error")) is not None]
+        tol = b.number("tolerance_readout_abs")
+        detail = (f"readout max abs error {max(reads):.1e}" + (f" (tolerance {tol:.0e})" if tol is not None else "")
+                  + f" over the {', '.join(k for k, x in b.blocks().items() if x in passes)} passes") if reads else None
+        return cls(name, max(acts) if acts else None, b.number("tolerance_acts_rel"), bool(b.flag("passed")), detail)
 
 
 @dataclass(frozen=True)
@@ -105,7 +125,8 @@ class Probe:
 
 @dataclass(frozen=True)
 class EICell:
-    """`entanglement.behavioural.<readout>.<from>_to_<to>`: EI with its interval, the norm and the excess."""
+    """`entanglement.behavioural.<readout>.<from>_to_<to>`: EI with its interval, the norm, the excess, the raw
+    coefficient b_from with its interval, and (headline cells only) the validity gate and Holm-adjusted p."""
 
     ei: float | None
     ci_low: float | None
@@ -115,6 +136,46 @@ class EICell:
     excess_ci_low: float | None
     excess_ci_high: float | None
     coef_p: float | None
+    b_from: float | None = None
+    b_from_ci: tuple[float | None, float | None] = (None, None)
+    valid: bool | None = None
+    p_holm: float | None = None
+
+    @classmethod
+    def parse(cls, b: Block) -> EICell:
+        return b.scalars(cls, b_from_ci=pair(b, "b_from_ci"))
+
+
+@dataclass(frozen=True)
+class MinimalPair:
+    """`entanglement.logprob_minimal_pair`: the violation effect on the sentence log-prob within minimal pairs, and
+    its moral interaction (the only log-prob grammaticality leak)."""
+
+    violation_effect: float | None
+    violation_ci_low: float | None
+    violation_ci_high: float | None
+    moral_interaction: float | None
+    moral_interaction_ci_low: float | None
+    moral_interaction_ci_high: float | None
+    ratio_to_violation: float | None
+    n_pairs: int | None
+    valid: bool | None
+
+
+@dataclass(frozen=True)
+class Validity:
+    """`entanglement.validity`: per `<readout>.<cell>`, whether the kind's own effect on that readout is non-null."""
+
+    cells: Mapping[str, bool | None]
+    own_effect: Mapping[str, float | None]
+    grammatical_cloze_valid: bool | None
+    rule: str | None
+
+    @classmethod
+    def parse(cls, b: Block) -> Validity:
+        cells = (b.block("cells") or Block({})).blocks()
+        return cls({k: x.flag("valid") for k, x in cells.items()}, {k: x.number("own_effect") for k, x in cells.items()},
+                   b.flag("grammatical_cloze_valid"), b.text("rule"))
 
 
 @dataclass(frozen=True)
@@ -133,80 +194,9 @@ class Representational:
 
 
 @dataclass(frozen=True)
-class RepairCell:
-    """`ablation.<method>.cells.<cell>`: EI before and after, and the repair fraction with its interval."""
-
-    ei_before: float | None
-    ei_after: float | None
-    repair_fraction: float | None
-    ci_low: float | None
-    ci_high: float | None
-    ei_after_ci_low: float | None
-    ei_after_ci_high: float | None
-
-
-@dataclass(frozen=True)
-class AblationMethod:
-    """`ablation.<method>`: one ablation's repair (mean of the two moral cells), per-cell repair and its cost."""
-
-    name: str
-    rule: str | None
-    layers: tuple[int, ...] | str
-    repair_fraction: float | None
-    ci_low: float | None
-    ci_high: float | None
-    cells: Mapping[str, RepairCell]
-    selectivity: Mapping[str, float | None]
-    selectivity_ci: Mapping[str, tuple[float | None, ...]]
-    random_p_value: float | None
-    loss_delta: float | None
-
-    @classmethod
-    def parse(cls, name: str, b: Block) -> AblationMethod:
-        layers = b.text("layers") if isinstance(b.raw("layers"), str) else b.numbers("layers", integers=True)
-        cells, sel, sel_ci = (b.block(k) or Block({}) for k in ("cells", "selectivity", "selectivity_ci"))
-        return b.scalars(cls, name=name, layers=layers or (),
-                         cells={c: x.scalars(RepairCell) for c, x in cells.blocks().items()},
-                         selectivity={k: sel.number(k) for k in sel.data},
-                         selectivity_ci={k: sel_ci.numbers(k) or (None, None) for k in sel_ci.data})
-
-
-@dataclass(frozen=True)
-class RandomControls:
-    """`ablation.random`: repair of the primary rule along random directions."""
-
-    n: int | None
-    repair_fraction_mean: float | None
-    repair_fraction_sd: float | None
-    control_frames: int | None
-
-
-@dataclass(frozen=True)
-class Ablation:
-    """metrics.json `ablation`: every method, the headline (primary) one, the random controls, what was skipped."""
-
-    methods: Mapping[str, AblationMethod]
-    primary: str | None
-    random: RandomControls | None
-    skipped: Mapping[str, Any]
-
-    @property
-    def primary_method(self) -> AblationMethod | None:
-        return self.methods.get(self.primary) if self.primary else None
-
-    @classmethod
-    def parse(cls, b: Block) -> Ablation:
-        methods = {k: AblationMethod.parse(k, x) for k, x in b.blocks().items()
-                   if k != "random" and ("repair_fraction" in x.data or "cells" in x.data)}
-        rnd, skipped = b.block("random"), b.block("skipped")
-        return cls(methods, b.text("primary"), rnd.scalars(RandomControls) if rnd else None,
-                   dict(skipped.data) if skipped else {})
-
-
-@dataclass(frozen=True)
 class EntanglementMetrics:
     """The entanglement study's blocks of metrics.json (`readout`, `self_checks`, `probe`, `entanglement`,
-    `ablation`) and the run record."""
+    `ablation`, `steering`, `patching`) and the run record."""
 
     run: RunInfo
     readout_style: str | None
@@ -216,14 +206,23 @@ class EntanglementMetrics:
     behavioural: Mapping[str, Mapping[str, EICell]]
     norm_source: str
     representational: tuple[Representational, ...]
+    validity: Validity | None
+    minimal_pair: MinimalPair | None
+    monotonicity: Mapping[str, bool | None]
+    positive_control: PositiveControl | None
     ablation: Ablation | None
+    steering: Steering | None
+    patching: Patching | None
 
     @classmethod
     def parse(cls, root: Block) -> EntanglementMetrics:
         run, ro, sc, pr = (root.block(k) for k in ("run", "readout", "self_checks", "probe"))
-        ent = root.block("entanglement")
-        beh, norm, rep = ((ent.block(k) if ent else None) for k in ("behavioural", "human_norm", "representational"))
-        abl = root.block("ablation")
+        ent = root.block("entanglement") or Block({}, "entanglement", root.path)
+        beh, norm, rep, val, mp, mono, pc = (ent.block(k) for k in (
+            "behavioural", "human_norm", "representational", "validity", "logprob_minimal_pair", "monotonicity",
+            "positive_control"))
+        abl, steer, patch = root.block("ablation"), root.block("steering"), root.block("patching")
+        steer_m = steer.block("moral") if steer else None
         evidence = ro.block("evidence") if ro else None
         if evidence:
             evidence.text("reason")
@@ -233,11 +232,17 @@ class EntanglementMetrics:
             readout_evidence=dict(evidence.data) if evidence else {},
             self_checks=tuple(SelfCheck.parse(k, b) for k, b in sc.blocks().items()) if sc else None,
             probes={k: Probe.parse(k, b) for k, b in (pr.blocks(KINDS) if pr else {}).items()},
-            behavioural={r: {c: x.scalars(EICell) for c, x in cells.blocks().items()}
+            behavioural={r: {c: EICell.parse(x) for c, x in cells.blocks().items()}
                          for r, cells in (beh.blocks() if beh else {}).items()},
             norm_source=(norm.text("source") if norm else None) or "design",
             representational=tuple(Representational.parse(k, b) for k, b in (rep.blocks() if rep else {}).items()),
+            validity=Validity.parse(val) if val else None,
+            minimal_pair=mp.scalars(MinimalPair) if mp else None,
+            monotonicity={k: mono.flag(k) for k in mono.data} if mono else {},
+            positive_control=PositiveControl.parse(pc) if pc else None,
             ablation=Ablation.parse(abl) if abl else None,
+            steering=Steering.parse(steer_m) if steer_m else None,
+            patching=Patching.parse(patch) if patch else None,
         )
 
     @classmethod
@@ -266,6 +271,12 @@ class EntanglementMetrics:
         """The EI cells of `readout` (default: the judgement readout)."""
         return self.behavioural.get(readout or self.judgement_readout, {})
 
+    @property
+    def grammar_contrast(self) -> str:
+        """The grammatical own-effect contrast that responds to grammar: the cloze one where the gate admits it,
+        else the sentence log-prob (`grammatical_logprob`), as the study's filters use it."""
+        return "grammatical" if self.validity and self.validity.grammatical_cloze_valid else "grammatical_logprob"
+
 
 @dataclass(frozen=True)
 class EntanglementRun:
@@ -280,8 +291,9 @@ class EntanglementRun:
     def read(cls, folder: RunFolder, metrics: Mapping[str, Any] | None = None) -> EntanglementRun:
         """Validate the folder's metrics.json, config.json and tables; RunFolderError if any does not."""
         m = folder.metrics() if metrics is None else metrics
-        return cls(folder, EntanglementMetrics.parse(Block.of(folder, m)), Settings.read(folder),
-                   {name: folder.table(name) for name in TABLES})
+        parsed = EntanglementMetrics.parse(Block.of(folder, m))
+        names = TABLES + ((parsed.patching.table_name,) if parsed.patching else ())
+        return cls(folder, parsed, Settings.read(folder), {name: folder.table(name) for name in names})
 
     def table(self, name: str) -> pd.DataFrame | None:
         return self.tables.get(name)

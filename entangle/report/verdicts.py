@@ -1,12 +1,18 @@
-"""The entanglement study's three verdicts, as data: rules on metrics.json alone (no plotly, no HTML).
+"""The entanglement study's four verdicts, as data: rules on metrics.json alone (no plotly, no HTML).
 
-- entanglement: "yes" where the excess-EI 95% CI of moral→grammatical or moral→economic (judgement readout)
-  excludes 0 (the sign is reported per cell), else "no evidence".
-- repair: "yes" where the primary ablation's repair CI lies above 0 and the random-direction p < 0.05; "not beyond
-  random" where the CI lies above 0 but p ≥ 0.05 (or none); "no" where the CI lies below 0 (the ablation increases
-  entanglement); else "no evidence".
-- cost: "small" where the grammatical and economic judgements keep ≥ 90% of their own effect and the neutral-text
-  loss rises ≤ 0.05 nats; "large" where either keeps < 50% or the loss rises > 0.25 nats; else "moderate".
+- entanglement: over the *valid* headline cells of the judgement readout (the kind's own effect has an interval
+  excluding 0): "yes" where a cell's excess-EI interval excludes 0 and its Holm-adjusted p < 0.05; "no evidence"
+  otherwise; "no valid cell" where the gate admits none (nothing can be concluded from readouts deaf to their own
+  factor).
+- direction (the positive control): "yes" where ablating the chosen direction keeps at most the threshold of the
+  model's own moral effect on held-out frames (upper interval end ≤ threshold), else "no".
+- repair: only where the direction passed and valid cells exist, else "untested" with the reason (never a
+  negative). "yes" where the mean repair's interval lies above 0 and p < 0.05 against every matched null; "not
+  beyond nulls" where the interval lies above 0 but a p ≥ 0.05 (or none); "no" where it lies below 0 (the ablation
+  increases entanglement); else "no evidence".
+- cost: from the other kinds' own effects kept on held-out frames and the neutral-text loss change: "small" where
+  each kept share is within 10% of 1 and the loss rises ≤ 0.05 nats; "large" where one is off by more than 50% or
+  the loss rises > 0.25 nats; else "moderate".
 """
 
 from __future__ import annotations
@@ -16,151 +22,192 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from entangle.report import fmt
 from entangle.report.metrics import MORAL_CELLS, EntanglementMetrics
+from entangle.report.metrics_causal import NULL_KINDS, NULL_LABELS, Kept
 from entangle.runfolder import Block, RunFolder
 
 ALPHA = 0.05
-COST_SMALL_KEEP, COST_SMALL_LOSS = 0.90, 0.05
-COST_LARGE_KEEP, COST_LARGE_LOSS = 0.50, 0.25
-"""Cost thresholds: what the other judgements keep of their own effect, and the rise of the neutral-text loss."""
+COST_SMALL_DEV, COST_SMALL_LOSS = 0.10, 0.05
+COST_LARGE_DEV, COST_LARGE_LOSS = 0.50, 0.25
+"""Cost thresholds: |1 − kept| of the other kinds' own effects, and the rise of the neutral-text loss (nats)."""
 
 QUESTIONS: dict[str, str] = {
-    "entanglement": "1. Does moral value leak into grammatical and economic judgements beyond human norms?",
-    "repair": "2. Does ablating the moral direction repair it, beyond random directions?",
-    "cost": "3. At what cost?",
+    "entanglement": "1. Does moral value leak into grammatical and economic judgements beyond human norms "
+                    "(valid cells only)?",
+    "direction": "2. Found a causal moral direction? (its ablation removes the model's own moral effect on "
+                 "held-out frames)",
+    "repair": "3. Does ablating it repair the valid cells beyond matched nulls?",
+    "cost": "4. At what cost?",
 }
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One answer (e.g. "yes", "no evidence", "not measured"), the sentence that justifies it, and its numbers."""
+    """One answer (e.g. "yes", "untested", "not measured"), the sentence that justifies it, and its numbers."""
 
     answer: str
     text: str
     facts: Mapping[str, Any] = field(default_factory=dict)
 
 
-def verdicts(run: str | Path | RunFolder | Mapping[str, Any],
-             selectivity: pd.DataFrame | None = None) -> dict[str, Verdict]:
-    """The three verdicts {"entanglement", "repair", "cost"} of a run folder or a metrics dict.
-
-    `selectivity` (selectivity.csv) gives the cost verdict its intervals where metrics.json has none."""
+def verdicts(run: str | Path | RunFolder | Mapping[str, Any]) -> dict[str, Verdict]:
+    """The four verdicts {"entanglement", "direction", "repair", "cost"} of a run folder or a metrics dict."""
     if isinstance(run, Mapping):
-        return judge(EntanglementMetrics.of(run), selectivity)
+        return judge(EntanglementMetrics.of(run))
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
-    return judge(EntanglementMetrics.parse(Block.of(folder, folder.metrics())), selectivity)
+    return judge(EntanglementMetrics.parse(Block.of(folder, folder.metrics())))
 
 
-def judge(m: EntanglementMetrics, selectivity: pd.DataFrame | None = None) -> dict[str, Verdict]:
-    """The three verdicts of parsed metrics (see `verdicts`)."""
-    ent = entanglement(m)
-    return {"entanglement": ent, "repair": repair(m, ent), "cost": cost(m, selectivity)}
+def judge(m: EntanglementMetrics) -> dict[str, Verdict]:
+    """The four verdicts of parsed metrics (see `verdicts`)."""
+    return {"entanglement": entanglement(m), "direction": direction(m), "repair": repair(m), "cost": cost(m)}
+
+
+def _b(x: float | None, ci: tuple[float | None, float | None]) -> str:
+    return f"raw b_m {fmt.est(x, ci[0], ci[1], 3, sign=True)}"
 
 
 def entanglement(m: EntanglementMetrics) -> Verdict:
-    """Verdict 1: moral value in the grammatical and economic judgements, beyond the norm."""
+    """Verdict 1: moral value in the grammatical and economic judgements beyond the norm, on valid cells only."""
     ro, cells = m.judgement_readout, m.cells()
-    facts: dict[str, Any] = {"readout": ro, "design_norm": m.design_norm, "cells": {}}
-    yes, no = [], []
+    facts: dict[str, Any] = {"readout": ro, "design_norm": m.design_norm, "cells": {}, "invalid": []}
+    yes, no, invalid = [], [], []
     for c in MORAL_CELLS:
         d = cells.get(c)
         if d is None:
             continue
+        if d.valid is False:
+            invalid.append(fmt.cell_label(c))
+            facts["invalid"].append(c)
+            continue
         s = fmt.excludes_zero(d.excess_ci_low, d.excess_ci_high)
-        facts["cells"][c] = {"sign": s, "excess": d.excess, "ci_low": d.excess_ci_low, "ci_high": d.excess_ci_high,
-                             "ei": d.ei, "human_ei": d.human_ei}
-        ci = fmt.ci(d.excess_ci_low, d.excess_ci_high, sign=True)
-        by = fmt.num(d.excess, sign=True)
-        if s > 0:
-            yes.append(f"{fmt.cell_label(c)} EI exceeds the norm by {by} ({ci})")
-        elif s < 0:
-            yes.append(f"{fmt.cell_label(c)} EI lies below the norm by {by} ({ci}; negative sign: moral value "
-                       "pushes this judgement the opposite way)")
+        p = fmt.finite(d.p_holm)
+        facts["cells"][c] = {"sign": s, "ei": d.ei, "ci_low": d.ci_low, "ci_high": d.ci_high, "excess": d.excess,
+                             "excess_ci_low": d.excess_ci_low, "excess_ci_high": d.excess_ci_high,
+                             "b_from": d.b_from, "b_from_ci": d.b_from_ci, "p_holm": p, "human_ei": d.human_ei}
+        desc = (f"{fmt.cell_label(c)} EI {fmt.est(d.ei, d.ci_low, d.ci_high, sign=True)} against a norm of "
+                f"{fmt.num(d.human_ei, sign=True)} ({_b(d.b_from, d.b_from_ci)}, Holm "
+                f"{fmt.p_value(p)})")
+        if s != 0 and p is not None and p < ALPHA:
+            side = "above" if s > 0 else "below (moral value pushes this judgement the opposite way)"
+            yes.append(f"{desc}: {side} the norm, excess {fmt.est(d.excess, d.excess_ci_low, d.excess_ci_high, sign=True)}")
         else:
-            no.append(f"{fmt.cell_label(c)} (excess {by}, {ci}, includes 0)")
-    if not facts["cells"]:
+            no.append(f"{desc}, excess {fmt.est(d.excess, d.excess_ci_low, d.excess_ci_high, sign=True)}")
+    gate = (f" Not valid on this readout (its kind's own effect has an interval including 0, so the ratio is "
+            f"meaningless): {', '.join(invalid)}.") if invalid else ""
+    if not facts["cells"] and not invalid:
         return Verdict("not measured", f"Not measured: metrics.json has no moral→grammatical/economic cells for the "
                                        f"{ro} readout.", facts)
+    if not facts["cells"]:
+        return Verdict("no valid cell", f"No valid cell: neither target judgement of the {ro} readout responds to its "
+                       f"own factor, so entanglement cannot be measured on it.{gate}", facts)
+    norm = f"Against {m.norm_phrase}"
     if not yes:
-        return Verdict("no evidence", f"No evidence. Against {m.norm_phrase}, the 95% CI of the excess includes 0 for "
-                       + "; ".join(no) + ". The data neither show entanglement beyond the norm nor rule out one "
-                       "smaller than the interval width.", facts)
-    text = f"Yes. Measured against {m.norm_phrase}, moral value leaks into the model's {ro} judgements: " + \
-        "; ".join(yes) + "."
-    return Verdict("yes", text + (" No evidence for " + "; ".join(no) + "." if no else ""), facts)
+        return Verdict("no evidence", f"No evidence. {norm}: " + "; ".join(no) + ". The data neither show "
+                       "entanglement beyond the norm nor rule out one smaller than the interval width." + gate, facts)
+    text = f"Yes. {norm}, moral value leaks into the model's {ro} judgements: " + "; ".join(yes) + "."
+    return Verdict("yes", text + (" No evidence for " + "; ".join(no) + "." if no else "") + gate, facts)
 
 
-def repair(m: EntanglementMetrics, ent: Verdict) -> Verdict:
-    """Verdict 2: the primary ablation's repair, against random directions (`ent`: verdict 1, for its caveat)."""
-    a = m.ablation.primary_method if m.ablation else None
-    if a is None:
-        return Verdict("not measured", "Not measured: metrics.json has no primary ablation.")
-    p = fmt.finite(a.random_p_value)
+def direction(m: EntanglementMetrics) -> Verdict:
+    """Verdict 2: the positive control — does projecting the chosen direction out remove the moral judgement?"""
+    pc = m.positive_control
+    if pc is None:
+        return Verdict("not measured", "Not measured: metrics.json has no entanglement.positive_control.")
+    facts = {"method": pc.method, "position": pc.position, "layer": pc.layer, "kept": pc.moral_effect_kept,
+             "ci_low": pc.ci_low, "ci_high": pc.ci_high, "threshold": pc.threshold, "passed": pc.passed}
+    core = (f"projecting the chosen direction ({pc.label}) out at every layer and position keeps "
+            f"{fmt.est(pc.moral_effect_kept, pc.ci_low, pc.ci_high)} of the model's own moral effect on "
+            f"{pc.heldout_frames if pc.heldout_frames is not None else '?'} held-out frames (selected on "
+            f"{pc.selection_frames if pc.selection_frames is not None else '?'} other frames); it passes when the "
+            f"{(pc.threshold_rule or 'upper interval end <= threshold').replace('<=', '≤')} (threshold "
+            f"{fmt.num(pc.threshold)})")
+    sep = ", ".join(f"{k} {fmt.num(v)}" for k, v in pc.separates_on.items())
+    extra = f". It separates good from bad items on each kind's prompts with AUC {sep}" if sep else ""
+    if pc.passed:
+        return Verdict("yes", f"Yes: {core}{extra}.", facts)
+    return Verdict("no", f"No causal moral direction found: {core}. The best candidates are shown in the candidate "
+                   f"screen{extra}.", facts)
+
+
+def repair(m: EntanglementMetrics) -> Verdict:
+    """Verdict 3: repair of the valid cells by the chosen direction, against the matched nulls."""
+    pc, a = m.positive_control, m.ablation.primary_method if m.ablation else None
+    if pc is None and a is None:
+        return Verdict("not measured", "Not measured: metrics.json has no positive control and no primary ablation.")
+    if pc is not None and not pc.passed:
+        return Verdict("untested", "Untested: no causal moral direction was found (verdict 2), so a lack of repair "
+                       "would say nothing; repair is tested only after the positive control passes.",
+                       {"reason": "positive control failed"})
+    if a is None or not a.tested:
+        reason = (a.reason if a else None) or "no valid cell"
+        return Verdict("untested", f"Untested: {reason}.", {"reason": reason})
+    parts = []
+    for c, d in a.cells.items():
+        parts.append(f"{fmt.cell_label(c)} repairs {fmt.est_pct(d.repair_fraction, d.ci_low, d.ci_high)} (EI "
+                     f"{fmt.num(d.ei_before)} → {fmt.num(d.ei_after)}; raw b_m "
+                     f"{fmt.est(d.b_from_before, *d.b_from_before_ci, nd=3, sign=True)} → "
+                     f"{fmt.est(d.b_from_after, *d.b_from_after_ci, nd=3, sign=True)})")
+    nulls = [a.nulls[k] for k in NULL_KINDS if k in a.nulls]
+    ps = [fmt.finite(t.p_value) for t in nulls]
+    vs = "; ".join(f"against {t.n if t.n is not None else '?'} {NULL_LABELS.get(t.kind, t.kind)} directions "
+                   f"{fmt.p_value(t.p_value)} (resolution {fmt.num(t.p_resolution, 3)}, null median "
+                   f"{fmt.num(t.median_repair)})" for t in nulls) or "no null draws were recorded"
     s = fmt.excludes_zero(a.ci_low, a.ci_high)
-    rnd = m.ablation.random
-    rnd_s = (f"{rnd.n if rnd.n is not None else '?'} random directions repair {fmt.pct(rnd.repair_fraction_mean)} ± "
-             f"{fmt.pct(rnd.repair_fraction_sd)} (mean ± SD)") if rnd else "no random-direction summary"
-    core = (f"the moral ablation {a.name} (rule {a.rule or 'n/a'}, {fmt.layers(a.layers)}) repairs "
-            f"{fmt.pct(a.repair_fraction)} of the excess ({fmt.ci(a.ci_low, a.ci_high, as_pct=True)})")
-    beats = p is not None and p < ALPHA
+    beats = bool(ps) and all(p is not None and p < ALPHA for p in ps)
+    core = (f"on the valid cells ({', '.join(fmt.cell_label(c) for c in a.valid_cells)}), mean repair "
+            f"{fmt.pct(a.repair_fraction)} ({fmt.ci(a.ci_low, a.ci_high, as_pct=True)}): " + "; ".join(parts)
+            + f". Observed repair on the null subset {fmt.num(a.observed_repair)}, {vs}")
     if s > 0 and beats:
-        answer, text = "yes", f"Yes: {core}, more than random directions ({fmt.p_value(p)}; {rnd_s})."
+        answer = "yes"
     elif s > 0:
-        why = "no random-direction p-value was recorded" if p is None else fmt.p_value(p)
-        answer, text = "not beyond random", f"Not beyond random directions: {core}, but {why}; {rnd_s}."
+        answer = "not beyond nulls"
     elif s < 0:
-        answer, text = "no", f"No: {core}, i.e. the ablation increases the entanglement ({fmt.p_value(p)})."
+        answer = "no"
     else:
-        extra = " It beats random directions on the point estimate, but the interval includes 0." if beats else ""
         answer = "no evidence"
-        text = f"No evidence: {core}, an interval that includes 0 ({fmt.p_value(p)}; {rnd_s}).{extra}"
-    if ent.answer == "no evidence":
-        text += " With no clear excess to repair, the repair fraction is a ratio of small numbers; read it with caution."
-    return Verdict(answer, text, {"method": a.name, "repair_fraction": a.repair_fraction, "ci_low": a.ci_low,
-                                  "ci_high": a.ci_high, "random_p_value": p})
+    lead = {"yes": "Yes", "not beyond nulls": "Not beyond matched nulls", "no": "No (the ablation increases "
+            "entanglement)", "no evidence": "No evidence (the interval includes 0)"}[answer]
+    return Verdict(answer, f"{lead}: {core}.", {"repair_fraction": a.repair_fraction, "ci_low": a.ci_low,
+                                                "ci_high": a.ci_high, "p_values": dict(zip(
+                                                    [t.kind for t in nulls], ps, strict=True))})
 
 
-def cost(m: EntanglementMetrics, selectivity: pd.DataFrame | None = None) -> Verdict:
-    """Verdict 3: what the primary ablation costs the other judgements and neutral text."""
+def _kept_text(k: Kept | None, label: str) -> str:
+    return f"{label} keeps n/a" if k is None else f"{label} keeps {fmt.est(k.kept, k.ci_low, k.ci_high)}"
+
+
+def cost(m: EntanglementMetrics) -> Verdict:
+    """Verdict 4: what the chosen ablation costs the other judgements and neutral text (held-out frames)."""
+    pc = m.positive_control
+    if pc is None or not pc.kept:
+        return Verdict("not measured", "Not measured: metrics.json has no effects kept for the chosen direction.")
+    others = {"economic": pc.kept.get("economic"), "grammatical": pc.kept.get(m.grammar_contrast)}
     a = m.ablation.primary_method if m.ablation else None
-    if a is None:
-        return Verdict("not measured", "Not measured: metrics.json has no primary ablation.")
-    mo, g, e = (fmt.finite(a.selectivity.get(k)) for k in ("moral", "grammatical", "economic"))
-    loss = fmt.finite(a.loss_delta)
-    keeps = [v for v in (g, e) if v is not None]
-    if not keeps and loss is None:
-        return Verdict("not measured", "Not measured: the primary ablation has no selectivity or loss.")
-    keep = min(keeps) if keeps else None
-    if (keep is not None and keep < COST_LARGE_KEEP) or (loss is not None and loss > COST_LARGE_LOSS):
+    w = m.ablation.weights if m.ablation else None
+    loss = next((x for x in (pc.loss_delta, a.loss_delta if a else None, w.loss_delta if w else None)
+                 if fmt.finite(x) is not None), None)
+    devs = [abs(1 - k.kept) for k in others.values() if k is not None and fmt.finite(k.kept) is not None]
+    if not devs and loss is None:
+        return Verdict("not measured", "Not measured: neither the other kinds' effects kept nor a loss change.")
+    dev = max(devs) if devs else None
+    if (dev is not None and dev > COST_LARGE_DEV) or (loss is not None and loss > COST_LARGE_LOSS):
         answer = "large"
-    elif (keep is None or keep >= COST_SMALL_KEEP) and (loss is None or loss <= COST_SMALL_LOSS):
+    elif (dev is None or dev <= COST_SMALL_DEV) and (loss is None or loss <= COST_SMALL_LOSS):
         answer = "small"
     else:
         answer = "moderate"
-
-    def ci_of(kind: str) -> str:
-        lo, hi = _selectivity_ci(a.name, kind, a.selectivity_ci, selectivity)
-        return f" ({fmt.ci(lo, hi, as_pct=True)})" if lo is not None or hi is not None else ""
-
-    parts = [f"the grammatical judgement keeps {fmt.pct(g)} of its own effect{ci_of('grammatical')} and the "
-             f"economic judgement {fmt.pct(e)}{ci_of('economic')}"]
-    if mo is not None:
-        parts.append(f"the moral judgement keeps {fmt.pct(mo)} of its own effect{ci_of('moral')} (it loses "
-                     f"{fmt.pct(1 - mo)}, the intended target)")
-    parts.append(f"the mean per-token loss on neutral text changes by {fmt.num(loss, 3, sign=True)} nats")
-    return Verdict(answer, f"{answer.capitalize()} cost for {a.name}: " + "; ".join(parts) + ".",
-                   {"method": a.name, "selectivity": {"moral": mo, "grammatical": g, "economic": e},
-                    "loss_delta": loss})
-
-
-def _selectivity_ci(method: str, kind: str, from_metrics: Mapping[str, tuple[float | None, ...]],
-                    table: pd.DataFrame | None) -> tuple[float | None, float | None]:
-    """A kind's selectivity interval: selectivity.csv where it has one, else metrics.json `selectivity_ci`."""
-    if table is not None and {"method", "kind", "ci_low", "ci_high"} <= set(table.columns):
-        r = table[(table["method"] == method) & (table["kind"] == kind)]
-        return (float(r["ci_low"].iloc[0]), float(r["ci_high"].iloc[0])) if len(r) else (None, None)
-    c = from_metrics.get(kind)
-    return (c[0], c[1]) if c is not None and len(c) == 2 else (None, None)
+    gname = "grammatical (cloze)" if m.grammar_contrast == "grammatical" else "grammatical (sentence log-prob)"
+    parts = [_kept_text(others["economic"], "the economic own effect"),
+             _kept_text(others["grammatical"], f"the {gname} own effect"),
+             f"the mean per-token loss on neutral text changes by {fmt.num(loss, 3, sign=True)} nats"]
+    if w is not None:
+        same = "equal" if w.equal else "DIFFER from"
+        diff = "n/a" if fmt.finite(w.max_abs_diff_vs_hooks) is None else f"{w.max_abs_diff_vs_hooks:.1e}"
+        n = w.n_prompts if w.n_prompts is not None else "?"
+        parts.append(f"orthogonalised weights {same} the hook ablation (max |Δ readout| {diff} over {n} prompts)")
+    who = pc.label + ("" if pc.passed else ", the best candidate, which did not pass the positive control")
+    return Verdict(answer, f"{answer.capitalize()} cost for {who}: " + "; ".join(parts) + ".",
+                   {"kept": {k: (v.kept if v else None) for k, v in others.items()}, "loss_delta": loss,
+                    "weights_equal": w.equal if w else None})

@@ -11,93 +11,108 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from entangle.report.figures import ablation, behaviour, representation
+from entangle.report.figures import behaviour, causal, representation
 from entangle.report.figures.style import finish
 from entangle.report.metrics import EntanglementRun
 from entangle.runfolder import RunFolder
 
 FIGURES: dict[str, tuple[str, str]] = {
-    "readouts": (
-        "Behavioural readout by factor level",
-        "Mean readout at each level of each factor (other factors averaged out), ± 95% CI over frames "
-        "(t interval on per-frame means), one panel per readout and kind of judgement. A judgement should "
-        "move only with its own factor; a slope of another factor is entanglement.",
+    "level_means": (
+        "Readout by factor level",
+        "Mean readout at each level of each factor (other factors averaged out), 95% percentile interval from a "
+        "bootstrap over frames, one panel per readout and kind of judgement (level_means.csv). A judgement should "
+        "move only with its own factor (thick line); a panel whose readout does not order its own factor's levels "
+        "is marked as not monotone.",
     ),
     "ei_matrix": (
         "Entanglement index matrix",
-        "EI(f→K) = b_f / |b_K| for each factor f (rows) and kind of judgement K (columns), with 95% frame "
-        "bootstrap intervals. The diagonal is ±1 by definition; off-diagonal cells are leaks.",
+        "EI(f→K) = b_f / |b_K| (effect-coded full contrasts) for each factor f (rows) and kind of judgement K "
+        "(columns), with 95% intervals from a bootstrap over frames. The diagonal is ±1 by definition; "
+        "off-diagonal cells are leaks.",
     ),
     "excess": (
         "Model vs human norm",
-        "Left: the model's EI (95% CI) and the human norm for every off-diagonal cell. Right: excess "
-        "entanglement EI_model − EI_human with its 95% CI; an interval that excludes 0 is entanglement beyond "
-        "the norm.",
+        "Left: the model's EI (95% CI, bootstrap over frames) and the human norm for every off-diagonal cell. "
+        "Right: excess entanglement EI_model − EI_human with its 95% CI; an interval that excludes 0 is "
+        "entanglement beyond the norm.",
     ),
     "probe_accuracy": (
         "Probe accuracy by layer",
         "Frame-grouped cross-validated accuracy of the linear probe for each kind by layer (layer 0 = "
-        "embedding output), 95% CI band, and the shuffled-label baseline (grey, dashed). The star marks the "
-        "best layer; other probe methods are dotted.",
+        "embedding output), 95% CI band (bootstrap over frames), and the shuffled-label baseline (grey, "
+        "dashed). The star marks the best layer; other probe methods are dotted.",
     ),
     "cosine": (
         "Cosine between kind directions by layer",
-        "cos(d_a, d_b) between the probe directions of the three kinds; move the slider to change layer.",
+        "cos(d_a, d_b) between the probe directions of the three kinds (a point value, no interval); move the "
+        "slider to change layer.",
     ),
     "cross_decoding": (
         "Cross-decoding AUC by layer",
         "AUC of a kind's direction (rows) at separating the good and bad items of another kind's prompts "
-        "(columns), with 95% CI; 0.5 = no information. Move the slider to change layer.",
+        "(columns), with 95% CI (bootstrap over frames); 0.5 = no information. Move the slider to change layer.",
     ),
     "leakage": (
         "Representational leakage of moral value by layer",
         "L(m→K, ℓ): the projection difference onto d_K between moral-good and moral-bad items (K's own factor "
-        "fixed), in units of the difference K's own factor produces, with 95% CI. The dotted line marks the "
-        "moral probe's best layer.",
+        "fixed), in units of the difference K's own factor produces, with 95% CI (bootstrap over frames). The "
+        "dotted line marks the moral probe's best layer.",
     ),
-    "ablation_cells": (
-        "EI before and after ablation",
-        "EI of the two moral cells before (grey) and after each ablation, on the ablation's prompts; the grey "
-        "interval is the width of the run's behavioural 95% CI for that cell. The dashed line is the human norm "
-        "that full repair would reach.",
+    "candidate_screen": (
+        "Candidate moral directions: first-order screen and exact ablation",
+        "Left: first-order estimate of the share of the model's own moral effect (good − bad) each candidate's "
+        "ablation keeps, by method, read position (solid: last token) and layer. Right: estimate against the "
+        "exact ablation for the candidates confirmed exactly, with the exact value's 95% interval from a "
+        "bootstrap over the selection frames; circles pass the collateral filters, crosses fail one, the "
+        "outlined marker is the chosen direction. Lower is a stronger moral direction.",
     ),
-    "repair_by_method": (
-        "Repair fraction by ablation method",
-        "Repair fraction (EI_before − EI_after)/(EI_before − EI_human), mean over the two moral cells "
-        "(black, 95% CI) and per cell; the grey band is the mean ± 1 SD of random-direction ablations; "
-        "p = the random-direction p-value.",
+    "effects_kept": (
+        "Effects kept under the chosen ablation and the controls",
+        "Each contrast (mean readout of the top level − the bottom level) after / before the ablation, on "
+        "held-out frames: the chosen moral direction (positive control), difference-of-means directions of the "
+        "economic and grammatical factors, and LEACE at the last token. 95% intervals from a paired bootstrap "
+        "over frames (the same draws before and after); intervals reaching past the axis are cut. 1 = untouched, "
+        "0 = erased; the dotted red line is the positive control's threshold for the moral effect.",
     ),
-    "random_controls": (
-        "Random-direction controls",
-        "Repair fractions of ablations along random unit directions (mean over the two moral cells), with the "
-        "moral ablation's repair on the same control subset marked.",
+    "null_distributions": (
+        "Repair against matched nulls",
+        "Repair fraction (mean over the valid cells) when each null direction is projected out on the null "
+        "control subset: variance-matched random directions (drawn from N(0, Σ) of the activations) and "
+        "difference-of-means directions with good/bad labels shuffled within frames. The shaded band is the "
+        "central 95% of the null draws (the resampling unit is the direction); the red line is the chosen "
+        "direction's repair on the same subset, with p = (1 + #{null ≥ observed}) / (1 + n) and its resolution "
+        "1 / (1 + n).",
     ),
-    "layer_sweep": (
-        "Layer-rule sweep",
-        "Repair fraction of the moral-direction ablation by layer rule (which layers are ablated), mean over "
-        "the two moral cells with 95% CI and per cell.",
+    "steering": (
+        "Steering dose–response",
+        "Mean change of each kind's readout when α·σ·d_moral is added at the chosen layer on morally neutral "
+        "held-out items (α in units of the residual stream's scale σ), with 95% intervals from a bootstrap over "
+        "frames; α = 0 is the unsteered baseline. A moral direction that is sufficient moves the moral readout "
+        "monotonically; the other kinds' slopes per unit of moral change are the interventional EI.",
     ),
-    "selectivity": (
-        "Selectivity of each ablation",
-        "Own-factor effect after / before the ablation for each kind (1 = untouched, 0 = erased), 95% CI. A "
-        "selective moral ablation lowers the moral bar and leaves the other two near 1.",
+    "patching": (
+        "Activation patching: where moral value enters",
+        "Restored fraction of the good − bad readout difference when the good item's residual stream is patched "
+        "into the bad item at one layer and position group (Σ Δ / Σ effect over minimal pairs); each cell's 95% "
+        "interval from a bootstrap over frames is printed in the cell (or shown on hover when there are many "
+        "layers). 1 = the patch carries the whole moral difference.",
     ),
 }
 """name -> (title, caption), in the order of the report."""
 
 BUILDERS: dict[str, Callable[[EntanglementRun], go.Figure | str]] = {
-    "readouts": behaviour.readouts,
+    "level_means": behaviour.level_means,
     "ei_matrix": behaviour.ei_matrix,
     "excess": behaviour.excess,
     "probe_accuracy": representation.probe_accuracy,
     "cosine": representation.cosine,
     "cross_decoding": representation.cross_decoding,
     "leakage": representation.leakage,
-    "ablation_cells": ablation.ablation_cells,
-    "repair_by_method": ablation.repair_by_method,
-    "random_controls": ablation.random_controls,
-    "layer_sweep": ablation.layer_sweep,
-    "selectivity": ablation.selectivity,
+    "candidate_screen": causal.candidate_screen,
+    "effects_kept": causal.effects_kept,
+    "null_distributions": causal.null_distributions,
+    "steering": causal.steering,
+    "patching": causal.patching,
 }
 
 

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from scipy.stats import t as t_dist
 
 from entangle.report import fmt
 from entangle.report.figures.style import COLORS, err, kinds_in
@@ -39,17 +38,25 @@ def ei_cells(run: EntanglementRun) -> dict[str, dict[str, EICell]]:
     return out
 
 
-def readouts(run: EntanglementRun) -> go.Figure | str:
-    df = run.table("readouts")
+def level_means(run: EntanglementRun) -> go.Figure | str:
+    """Mean readout per factor level with frame-bootstrap intervals, one panel per readout × kind; a panel whose
+    readout does not order its own factor's levels (monotonicity) says so in its title."""
+    df = run.table("level_means")
     if df is None:
-        return "readouts.csv is missing"
-    need = {"frame", "kind", "readout", "value", *FACTORS}
+        return "level_means.csv is missing"
+    need = {"readout", "kind", "factor", "level", "mean", "ci_low", "ci_high"}
     if not need <= set(df.columns):
-        return f"readouts.csv lacks columns {sorted(need - set(df.columns))}"
+        return f"level_means.csv lacks columns {sorted(need - set(df.columns))}"
     names = readout_order(list(df["readout"].astype(str).unique()), run.metrics.judgement_readout)
     kinds_of = {r: kinds_in(df.loc[df["readout"].astype(str) == r, "kind"]) for r in names}
     ncol = max(len(v) for v in kinds_of.values())
-    titles = [f"{r} · {kinds_of[r][j]} judgement" if j < len(kinds_of[r]) else "" for r in names for j in range(ncol)]
+    mono = run.metrics.monotonicity
+
+    def title(r: str, k: str) -> str:
+        flag = mono.get(f"{r}.{k}")
+        return f"{r} · {k} judgement" + (" · not monotone" if flag is False else "")
+
+    titles = [title(r, kinds_of[r][j]) if j < len(kinds_of[r]) else "" for r in names for j in range(ncol)]
     fig = make_subplots(rows=len(names), cols=ncol, horizontal_spacing=0.07, vertical_spacing=0.16,
                         subplot_titles=titles)
     shown: set[str] = set()
@@ -60,18 +67,16 @@ def readouts(run: EntanglementRun) -> go.Figure | str:
         for j, k in enumerate(kinds_of[r], 1):
             sub = df[(df["readout"].astype(str) == r) & (df["kind"].astype(str) == k)]
             for f in FACTORS:
-                per_frame = sub.groupby(["frame", f])["value"].mean().unstack(f)
-                n = per_frame.notna().sum(axis=0).to_numpy()
-                sd = per_frame.std(axis=0, ddof=1).to_numpy()
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    half = np.where(n > 1, t_dist.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n), np.nan)
+                s = sub[sub["factor"] == f].sort_values("level")
+                if s.empty:
+                    continue
                 fig.add_trace(go.Scatter(
-                    x=sorted(per_frame.columns), y=per_frame.mean(axis=0).to_numpy(), mode="lines+markers",
-                    name=f"{f} factor", legendgroup=f, showlegend=f not in shown, line={"color": COLORS.get(f)},
-                    error_y={"type": "data", "array": half, "thickness": 1.2, "width": 4},
+                    x=s["level"], y=s["mean"], mode="lines+markers", name=f"{f} factor", legendgroup=f,
+                    showlegend=f not in shown, line={"color": COLORS.get(f), "width": 3 if f == k else 1.5},
+                    error_y=err(s["mean"], s["ci_low"], s["ci_high"]),
                     hovertemplate=f"{f}=%{{x}}<br>mean %{{y:.3f}}<extra>{r} · {k}</extra>"), row=i, col=j)
                 shown.add(f)
-            fig.update_yaxes(title_text="readout value" if j == 1 else None, row=i, col=j)
+            fig.update_yaxes(title_text="mean readout" if j == 1 else None, row=i, col=j)
             fig.update_xaxes(title_text="factor level", tickvals=[-1, 0, 1], row=i, col=j)
     fig.update_layout(height=330 * len(names) + 60)
     return fig

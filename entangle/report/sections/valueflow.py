@@ -167,7 +167,9 @@ def render(folder: RunFolder, metrics: dict[str, Any]) -> str:
             if r.judge == "pairwise" and "anchor_variance" in r:
                 cmp = (f"variance {_est(r, 'anchor_variance')} vs direct {_est(r, 'direct_variance')}; sign flips "
                        f"{fmt.pct(r.anchor_sign_flips)} vs {fmt.pct(r.direct_sign_flips)}")
-            rows.append([str(r.value), str(r.judge), _est(r, "loao_spearman"), cmp])
+            g = lambda k, r=r: None if k not in r or pd.isna(r[k]) else float(r[k])  # noqa: E731
+            loao = fmt.est(g("loao_spearman"), g("loao_ci_low"), g("loao_ci_high"), sign=True)
+            rows.append([str(r.value), str(r.judge), f"{loao} (n = {fmt.num(g('loao_n_anchors'), 0)})", cmp])
         parts.append("<h3>Evaluator validity</h3>" + _table(["value", "judge", "leave-one-anchor-out Spearman",
                                                              "anchor-based vs direct scoring"], rows))
         parts.append(_caption("Leave-one-anchor-out: each anchor scored against windows of the others, rank "
