@@ -141,15 +141,25 @@ def test_attribution_agrees_with_exact_on_a_planted_linear_case(tiny, pairs):
 
 def test_hooks_are_removed_after_an_exception(tiny, pairs, monkeypatch):
     before = n_hooks(tiny.bridge)
-
-    def boom(*args, **kwargs):
-        raise RuntimeError("readout failed")
-
-    monkeypatch.setattr(patching, "_log_odds", boom)
+    forward = tiny.bridge.forward
     for run in (exact_patching, attribution_patching):
-        with pytest.raises(RuntimeError, match="readout failed"):
+        hooked: list[int] = []
+
+        def failing(*args, hooked=hooked, **kwargs):
+            live = n_hooks(tiny.bridge) - before
+            if live:
+                hooked.append(live)
+                if len(hooked) == 2:  # the patching (exact) or gradient (attribution) pass, its hooks in place
+                    raise RuntimeError("forward failed")
+            return forward(*args, **kwargs)
+
+        monkeypatch.setattr(tiny.bridge, "forward", failing)
+        with pytest.raises(RuntimeError, match="forward failed"):
             run(tiny, pairs[:2], layers=[1, 2], n_boot=10)
+        assert len(hooked) == 2 and hooked[-1] > 0
         assert n_hooks(tiny.bridge) == before
+    monkeypatch.setattr(tiny.bridge, "forward", forward)
+    assert len(exact_patching(tiny, pairs[:1], layers=[1], n_boot=10).pairs) > 0  # still works afterwards
 
 
 def test_bad_arguments_are_refused(tiny, pairs):
