@@ -113,3 +113,28 @@ def test_the_report_section_renders_from_the_folder(tiny_run):
     page = build_report(folder.path).read_text()
     assert 'id="valueflow"' in page or "Value steering" in page
     assert "could not be rendered" not in page
+
+
+def test_another_judge_model_reads_with_its_own_directions(tiny, tiny_dir, tmp_path):
+    from entangle.models import load_model
+
+    judge = load_model(str(tiny_dir))  # a second instance: the study takes the separate-judge path
+    cfg = Config(values=("care", "achievement"), mix=("care", "achievement"), kinds=("moral",), n_queries=2,
+                 max_new_tokens=3, n_heldout=4, n_pairs=16, pairwise_values=(), n_neutral=2, layers=(2,))
+    ctx = StudyContext(tiny, RunFolder(tmp_path / "run"), tmp_path / "cache", n_boot=20, progress=False)
+    m = run(ctx, cfg, judge).metrics["valueflow"]
+    assert m["judge_model"] == judge.info.name
+    assert {r["value"] for r in m["validity"]} == {"care", "achievement", "moral"}
+
+
+def test_steer_cli_help_and_bad_input():
+    from typer.testing import CliRunner
+
+    from entangle.cli import app
+
+    r = CliRunner().invoke(app, ["steer", "--help"])
+    assert r.exit_code == 0 and "--judge-model" in r.output and "--valueflow-anchors" in r.output
+    r = CliRunner().invoke(app, ["steer", "--values", "kindness", "--out", "/tmp/never"])
+    assert r.exit_code == 2 and "unknown value" in r.output
+    r = CliRunner().invoke(app, ["steer", "--alphas=-0.5,0,0.5", "--out", "/tmp/never"])
+    assert r.exit_code == 2 and "leave 0 out" in r.output

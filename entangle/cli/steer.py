@@ -81,12 +81,12 @@ def steer(
         validate.input_file(valueflow_anchors, "VALUEFLOW anchor file")
         over["anchors_file"] = str(valueflow_anchors)
     cfg = replace(cfg, **over)
-    if len(cfg.pair) != 2:
-        raise validate.OptionError("--pair", f"needs two values, got {cfg.pair}")
-    cfg.check()
     from entangle.studies.valueflow.study import load_study_values  # noqa: PLC0415
 
     load_study_values(cfg)  # every value folder and the anchor file are checked before a model loads
+    if len(cfg.pair) != 2:
+        raise validate.OptionError("--pair", f"needs two values, got {cfg.pair}")
+    cfg.check()
     validate.at_least("--n-boot", n_boot, 1)
     validate.at_least("--batch-size", batch_size, 1)
     validate.writable_folder(out)
