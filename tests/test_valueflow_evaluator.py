@@ -46,6 +46,15 @@ def test_pl_map_recovers_a_planted_worth_and_matches_choix():
         assert abs(joint - est) < 0.15
 
 
+def test_bt_map_recovers_a_planted_worth_from_pairwise_outcomes():
+    """Bradley-Terry is Plackett-Luce on pairs: windows of one anchor and the response."""
+    rng = np.random.default_rng(2)
+    true, anchors = 0.7, rng.uniform(-2, 2, size=4000)
+    won = rng.random(4000) < 1 / (1 + np.exp(-(true - anchors)))
+    orders = [[None, a] if w else [a, None] for a, w in zip(anchors, won, strict=True)]
+    assert abs(pl_map(orders) - true) < 0.15
+
+
 def test_pl_gradient_is_decreasing_and_map_is_its_root():
     orders = [[1.0, None, -1.0], [None, 0.5, -2.0], [2.0, 0.0, None]]
     us = np.linspace(-5, 5, 21)
