@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from entangle.files import atomic_write_json, clean_json
+from entangle.files import atomic_write, atomic_write_json, clean_json
 
 CACHE_FORMAT = 1
 DEFAULT_CACHE = Path(os.environ.get("ENTANGLE_CACHE", ".entangle_cache"))
@@ -85,3 +86,26 @@ class CacheEntry:
 
     def manifest(self) -> dict[str, Any]:
         return json.loads((self.dir / "manifest.json").read_text())
+
+
+def cached_arrays(cache_dir: str | Path | None, model_info: Any, parts: dict[str, Any],
+                  compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Arrays computed once per (model, weights, dtype, `parts`) and kept under `<cache_dir>/<model>/arrays/`:
+    re-measurements, null draws and attribution matrices are read back on a warm run. No cache_dir: just compute."""
+    if cache_dir is None:
+        return compute()
+    key = cache_key({"model": model_info.name, "weights": model_info.weights_hash, "dtype": model_info.dtype,
+                     **parts})
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_info.name)
+    path = Path(cache_dir) / safe / "arrays" / f"{key}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    arrays = compute()
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path
+            np.savez(f, **arrays)
+
+    atomic_write(path, save)
+    return arrays

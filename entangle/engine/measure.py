@@ -19,10 +19,9 @@ import torch
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
-from entangle.engine.cache import cache_key
+from entangle.engine.cache import cached_arrays
 from entangle.engine.runner import Runner
 from entangle.engine.tokens import collate, encode, group_batches, make_batches
-from entangle.files import atomic_write
 from entangle.hookpoints import all_layers, resid_hook
 from entangle.models import LoadedModel
 from entangle.prompts import TEXT_TEMPLATE, Prompt, Template, text_prompts
@@ -60,33 +59,24 @@ def measure(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequence[Templ
     """
     runner = Runner(model, prompts, tmpls)
     table = prompt_table(prompts, runner)
-    path = None
-    if cache_dir is not None and (intervention is None or intervention_key is not None):
-        info = model.info
-        key = cache_key({"what": "measure", "model": info.name, "weights": info.weights_hash, "dtype": info.dtype,
-                         "prompts": hashlib.sha256("\x00".join(p.text + "\x01" + p.template_id for p in prompts)
-                                                   .encode()).hexdigest(),
-                         "templates": [t.__dict__ for t in tmpls], "intervention": intervention_key or "none",
-                         "shared": shared})
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in info.name)
-        path = Path(cache_dir) / safe / "measure" / f"{key}.npz"
-        if path.exists():
-            with np.load(path) as z:
-                return table.assign(readout=z["readout"], sentence_logprob=z["logprob"])
-    readout = np.empty(len(prompts), dtype=np.float32)
-    logprob = np.empty(len(prompts), dtype=np.float32)
-    ctx = intervention() if intervention is not None else contextlib.nullcontext()
-    with ctx:
-        batches = group_batches(runner.encoded, batch_size) if shared else make_batches(runner.lengths(), batch_size)
-        for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
-            out = runner.run(idx, positions=(), shared=shared)
-            readout[idx], logprob[idx] = out.readout, out.logprob
-    if path is not None:
-        def save(tmp: Path) -> None:
-            with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path
-                np.savez(f, readout=readout, logprob=logprob)
-        atomic_write(path, save)
-    return table.assign(readout=readout, sentence_logprob=logprob)
+
+    def compute() -> dict[str, np.ndarray]:
+        readout = np.empty(len(prompts), dtype=np.float32)
+        logprob = np.empty(len(prompts), dtype=np.float32)
+        ctx = intervention() if intervention is not None else contextlib.nullcontext()
+        with ctx:
+            batches = group_batches(runner.encoded, batch_size) if shared else make_batches(runner.lengths(), batch_size)
+            for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
+                out = runner.run(idx, positions=(), shared=shared)
+                readout[idx], logprob[idx] = out.readout, out.logprob
+        return {"readout": readout, "logprob": logprob}
+
+    cacheable = cache_dir is not None and (intervention is None or intervention_key is not None)
+    parts = {"what": "measure", "prompts": hashlib.sha256("\x00".join(p.text + "\x01" + p.template_id for p in prompts)
+                                                           .encode()).hexdigest(),
+             "templates": [t.__dict__ for t in tmpls], "intervention": intervention_key or "none", "shared": shared}
+    got = cached_arrays(cache_dir if cacheable else None, model.info, parts, compute)
+    return table.assign(readout=got["readout"], sentence_logprob=got["logprob"])
 
 
 def text_loss(model: LoadedModel, texts: Sequence[str], *, batch_size: int = 32,

@@ -112,7 +112,7 @@ class Causal:
         """Attribution estimate for all, exact ablation for the best few (and the best of each method)."""
         moral_items = self.items(self.sel, moral=(-1, 1))
         M, effect = attribution_matrix(self.model, self.prompts(moral_items, ("moral",)), self.t1,
-                                       batch_size=max(4, self.cfg.batch_size // 2))
+                                       batch_size=max(4, self.cfg.batch_size // 4), cache_dir=self.cfg.cache_dir)
         est = estimated_kept(M, effect, cands)
         order = list(np.argsort(est))
         chosen = order[: self.cfg.n_exact]
@@ -216,14 +216,15 @@ class Causal:
         draws = {"variance_matched": variance_matched(x, cfg.n_null, cfg.seed + 1),
                  "shuffled_dom": shuffled_dom(x, y, fr, cfg.n_null, cfg.seed + 2)}
         human = {k: self.ex.human_norm().cell("moral", k) for k in valid}
-        obs_after = readouts_per_direction(self.model, prompts, self.t1, c.vector[None], rows_per_pass=cfg.null_rows)
+        obs_after = readouts_per_direction(self.model, prompts, self.t1, c.vector[None], rows_per_pass=cfg.null_rows,
+                                           cache_dir=cfg.cache_dir)
         observed = cell_repair(prompts, before, obs_after, valid, human).groupby("draw").repair.mean().iloc[0]
         out: dict[str, Any] = {"observed_repair": float(observed), "frames": len(frames), "n_prompts": len(prompts)}
         tables = []
         for name, dirs in draws.items():
             t0 = time.perf_counter()
             after = readouts_per_direction(self.model, prompts, self.t1, dirs, rows_per_pass=cfg.null_rows,
-                                           progress=cfg.progress)
+                                           progress=cfg.progress, cache_dir=cfg.cache_dir)
             rep = cell_repair(prompts, before, after, valid, human).assign(null=name)
             tables.append(rep)
             pooled = rep.groupby("draw").repair.mean().to_numpy()

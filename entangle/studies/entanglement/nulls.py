@@ -7,6 +7,7 @@ p = (1 + #{null repair ≥ observed}) / (1 + n): with n ≥ 99 draws p can reach
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,8 @@ import torch
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
+from entangle.engine.cache import cached_arrays
+from entangle.engine.measure import array_hash
 from entangle.engine.runner import Runner
 from entangle.engine.tokens import collate
 from entangle.hookpoints import all_layers
@@ -60,11 +63,19 @@ def p_value(observed: float, null: np.ndarray) -> tuple[float, float]:
 @torch.inference_mode()
 def readouts_per_direction(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequence[Template],
                            directions: Float[np.ndarray, "k d"], *, rows_per_pass: int = 256,
-                           progress: bool = False) -> Float[np.ndarray, "k n"]:
+                           progress: bool = False, cache_dir: str | Path | None = None) -> Float[np.ndarray, "k n"]:
     """Cloze readout of every prompt with each direction projected out at every layer: [directions, prompts].
 
     Prompts are repeated once per direction in a batch and each row gets its own direction, so one forward pass
-    serves many null draws (bigger batches also run faster on a CPU)."""
+    serves many null draws (bigger batches also run faster on a CPU). Cached under `cache_dir` when given."""
+    parts = {"what": "ablate-per-row", "prompts": [p.text + "\x01" + p.template_id for p in prompts],
+             "directions": array_hash(directions)}
+    return cached_arrays(cache_dir, model.info, parts, lambda: {"readout": _per_direction(
+        model, prompts, tmpls, directions, rows_per_pass, progress)})["readout"]
+
+
+def _per_direction(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequence[Template],
+                   directions: np.ndarray, rows_per_pass: int, progress: bool) -> np.ndarray:
     runner = Runner(model, prompts, tmpls)
     n, k = len(prompts), len(directions)
     per = max(1, rows_per_pass // n)

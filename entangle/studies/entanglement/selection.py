@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import torch
 from jaxtyping import Float
 from scipy.stats import spearmanr
 
+from entangle.engine.cache import cached_arrays
 from entangle.engine.runner import Runner
 from entangle.engine.tokens import collate, make_batches
 from entangle.hookpoints import all_layers, resid_hook
@@ -27,13 +29,22 @@ from entangle.studies.entanglement.effects import Kept
 
 
 def attribution_matrix(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequence[Template],
-                       batch_size: int = 16) -> tuple[Float[np.ndarray, "d d"], float]:
+                       batch_size: int = 16, cache_dir: str | Path | None = None
+                       ) -> tuple[Float[np.ndarray, "d d"], float]:
     """M with d·M·d ≈ the moral effect (mean good − mean bad readout) removed by ablating d at every layer.
 
     First order: ablating d changes x_ℓp by −(x_ℓp·d)d, so the readout moves by −Σ_ℓp (g_ℓp·d)(x_ℓp·d) = −dᵀ(Σ g xᵀ)d,
     with g the gradient of the readout; one forward and backward pass per batch gives it for every candidate at once.
-    Returns (M symmetrised, the measured effect).
+    Returns (M symmetrised, the measured effect); cached under `cache_dir` when given.
     """
+    parts = {"what": "attribution", "prompts": [p.text + "\x01" + p.template_id + f"\x01{p.moral}" for p in prompts]}
+    got = cached_arrays(cache_dir, model.info, parts, lambda: dict(zip(
+        ("M", "effect"), _attribution(model, prompts, tmpls, batch_size), strict=True)))
+    return got["M"], float(got["effect"])
+
+
+def _attribution(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequence[Template],
+                 batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     runner = Runner(model, prompts, tmpls)
     labels = np.array([p.moral for p in prompts], dtype=float)
     n_good, n_bad = int((labels > 0).sum()), int((labels < 0).sum())
@@ -71,7 +82,7 @@ def attribution_matrix(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Seq
                 M += torch.einsum("btd,bte->de", t.grad.double(), t.detach().double()).cpu()
         model.hf_model.zero_grad(set_to_none=True)
     M = (M + M.T) / 2
-    return M.numpy(), effect
+    return M.numpy(), np.asarray(effect)
 
 
 def estimated_kept(M: np.ndarray, effect: float, candidates: Sequence[Candidate]) -> np.ndarray:
