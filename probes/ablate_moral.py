@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_libraries()
-    from entangle.studies.entanglement.pipeline import RunConfig, run, summary_lines  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import RunConfig, run  # noqa: PLC0415
+    from entangle.studies.entanglement.summary import summary_lines  # noqa: PLC0415
 
     cfg = RunConfig(model=args.model, out=str(args.out), stimuli=str(args.stimuli) if args.stimuli else None,
                     frames=args.frames, norms=str(args.norms) if args.norms else None, readout=args.readout,

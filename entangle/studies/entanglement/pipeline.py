@@ -37,13 +37,14 @@ from entangle.engine.cache import DEFAULT_CACHE
 from entangle.files import atomic_write
 from entangle.models import LoadedModel, load_model
 from entangle.runfolder import RunFolder
-from entangle.studies import study_module
-from entangle.studies.base import StudyContext
 from entangle.schema import DATA_DIR
 from entangle.stimuli import KINDS, StimulusSet, load_stimuli
+from entangle.studies import study_module
+from entangle.studies.base import StudyContext
 from entangle.studies.entanglement.candidates import METHODS, Candidate
 from entangle.studies.entanglement.causal import Causal
 from entangle.studies.entanglement.conditions import control_conditions, steering
+from entangle.studies.entanglement.localisation import embedding_level, patching
 from entangle.studies.entanglement.selection import select
 
 TARGETS = ("grammatical", "economic")  # kinds the moral factor should not move
@@ -75,6 +76,8 @@ class RunConfig:
     null_rows: int = 256                # prompt rows per forward pass in the null draws
     control_frames: int = 12            # held-out frames for the control directions, LEACE and steering
     steer_alphas: tuple[float, ...] = (-1.0, -0.5, 0.5, 1.0)
+    patch_layer_step: int = 3           # patching map: every k-th layer
+    patch_exact_pairs: int = 4          # pairs patched exactly, to check the attribution map
     studies: tuple[str, ...] = ("entanglement",)  # add "valueflow", "svo", "tradeoffs" to run them into the folder
     batch_size: int = 64                # prompts per forward pass (whole items: their prefix is shared)
     cache_dir: str = str(DEFAULT_CACHE)
@@ -316,6 +319,8 @@ class Experiment:
         self.metrics["ablation"] = abl
         self.metrics["steering"] = {"moral": steering(cz, chosen)}
         self.save_direction_of(chosen.candidate)
+        self.metrics["patching"] = patching(self, cz.held[: self.cfg.control_frames])
+        self.metrics["entanglement"]["embedding"] = embedding_level(self)
 
     def save_direction_of(self, c: Candidate) -> None:
         """Export the selected causal moral direction with its provenance."""
@@ -375,49 +380,6 @@ class Experiment:
 
 def _row(df: pd.DataFrame, cols: list[str]) -> dict[str, Any]:
     return {c: (int(df.iloc[0][c]) if c == "layer" else float(df.iloc[0][c])) for c in cols} if len(df) else {}
-
-
-def summary_lines(run_dir: str | Path) -> list[str]:
-    """The headline figures of a finished run, one line each (printed by `entangle run`); n/a where not measured."""
-    m = RunFolder(run_dir).metrics()
-
-    def ci(d: dict[str, Any], key: str = "ci_low", key2: str = "ci_high", est: str | None = None) -> str:
-        val = d.get(est) if est else None
-        lo, hi = d.get(key), d.get(key2)
-        num = "n/a" if val is None else f"{val:.3f} "
-        return num + ("" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]")
-
-    lines = [f"readout: {m.get('readout', {}).get('style', 'n/a')}"]
-    for kind, p in m.get("probe", {}).items():
-        lo, hi = p.get("ci", [None, None])
-        lines.append(f"probe {kind}: best layer {p.get('best_layer')}, CV accuracy "
-                     f"{ci({'a': p.get('cv_accuracy'), 'lo': lo, 'hi': hi}, 'lo', 'hi', 'a')}")
-    ent = m.get("entanglement", {})
-    style = m.get("readout", {}).get("style")
-    for k in TARGETS:
-        c = ent.get("behavioural", {}).get(style, {}).get(f"moral_to_{k}")
-        if c:
-            lines.append(f"EI(moral -> {k}) = {ci(c, est='ei')} ({'valid' if c.get('valid') else 'invalid cell'}), "
-                         f"raw b_m {c.get('b_from', float('nan')):.3f}")
-    pc = ent.get("positive_control")
-    if pc:
-        lines.append(f"positive control: {pc['method']}@{pc['position']}/L{pc['layer']} keeps "
-                     f"{ci(pc, est='moral_effect_kept')} of the moral effect on held-out frames -> "
-                     f"{'passed' if pc['passed'] else 'failed'} (threshold {pc['threshold']})")
-    abl = m.get("ablation", {})
-    a = abl.get(abl.get("primary", ""), {})
-    if a:
-        if a.get("tested"):
-            null = a.get("null", {}).get("variance_matched", {})
-            lines.append(f"repair on valid cells: {ci(a, est='repair_fraction')}, variance-matched null "
-                         f"p = {null.get('p_value')} (resolution {null.get('p_resolution')})")
-        else:
-            lines.append(f"repair untested: {a.get('reason')}")
-    for name in ("valueflow", "svo", "tradeoffs", "norms"):
-        if name in m:
-            lines.append(f"study {name}: in the report")
-    lines.append(f"wall time: {m.get('run', {}).get('wall_seconds', 'n/a')} s")
-    return lines
 
 
 def run(cfg: RunConfig, model: LoadedModel | None = None) -> Path:
