@@ -41,7 +41,7 @@ def test_items_are_the_six_primary_items_with_nine_evenly_spaced_options(items):
 
 def test_slider_options_round_half_up():
     assert slider_options((100, 50), (50, 100))[6] == (63, 88)
-    assert slider_options((0, 0), (8, 4)) == tuple((k, int(math.floor(k / 2 + 0.5))) for k in range(9))
+    assert slider_options((0, 0), (8, 4)) == tuple((k, math.floor(k / 2 + 0.5)) for k in range(9))
 
 
 def test_items_file_whose_options_disagree_with_its_endpoints_is_refused(tmp_path):

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from entangle.cli.app import CacheOpt, DeviceOpt, ModelOpt, _fail, app, console
+from entangle.cli.app import CacheOpt, DeviceOpt, ModelOpt, app, say
 from entangle.files import InputError
 from entangle.models import quiet_libraries
 
@@ -49,40 +48,37 @@ def svo(
     Example: entangle svo --out runs/svo --n-perm 3
     """
     quiet_libraries()
-    import time  # noqa: PLC0415
-    from datetime import UTC, datetime  # noqa: PLC0415
+    import time
+    from datetime import UTC, datetime
 
-    from entangle import __version__  # noqa: PLC0415
-    from entangle.models import load_model  # noqa: PLC0415
-    from entangle.report import build_report  # noqa: PLC0415
-    from entangle.runfolder import RunFolder  # noqa: PLC0415
-    from entangle.studies.base import StudyContext  # noqa: PLC0415
-    from entangle.studies.svo import Config, run  # noqa: PLC0415
-    from entangle.studies.svo.induction import PERSONAS, DirectionSource  # noqa: PLC0415
+    from entangle import __version__
+    from entangle.models import load_model
+    from entangle.report import build_report
+    from entangle.runfolder import RunFolder
+    from entangle.studies.base import StudyContext
+    from entangle.studies.svo import Config, run
+    from entangle.studies.svo.induction import PERSONAS, DirectionSource
 
     started, t0 = datetime.now(UTC), time.perf_counter()
-    try:
-        chosen = tuple(p.strip() for p in personas.split(",") if p.strip())
-        unknown = sorted(set(chosen) - set(PERSONAS))
-        if unknown:
-            raise InputError(None, None, "--personas", f"unknown {unknown}; known: {', '.join(PERSONAS)}")
-        if resample not in ("permutations", "items", "both"):
-            raise InputError(None, None, "--resample", f"expected permutations, items or both, got {resample!r}")
-        if n_perm < 2:
-            raise InputError(None, None, "--n-perm", f"must be >= 2, got {n_perm}")
-        cfg = Config(n_perm=n_perm, personas=chosen, one_step=one_step, two_step=two_step, goal=goal,
-                     alphas=_alphas(alphas), layer=layer, resample=resample,
-                     prosocial=DirectionSource(prosocial_pairs, "prosocial", "proself"),
-                     moral=DirectionSource(moral_direction))
-        for src in (cfg.prosocial, cfg.moral):
-            if cfg.alphas and not src.resolve().is_file():
-                raise InputError(src.path, None, None, "no such direction source")
-        lm = load_model(model, device=device)
-        folder = RunFolder(out)
-        ctx = StudyContext(lm, folder, cache_dir, seed=seed, batch_size=batch_size, n_boot=n_boot)
-        result = run(ctx, cfg)
-    except (ValueError, RuntimeError) as exc:
-        _fail(exc)
+    chosen = tuple(p.strip() for p in personas.split(",") if p.strip())
+    unknown = sorted(set(chosen) - set(PERSONAS))
+    if unknown:
+        raise InputError(None, None, "--personas", f"unknown {unknown}; known: {', '.join(PERSONAS)}")
+    if resample not in ("permutations", "items", "both"):
+        raise InputError(None, None, "--resample", f"expected permutations, items or both, got {resample!r}")
+    if n_perm < 2:
+        raise InputError(None, None, "--n-perm", f"must be >= 2, got {n_perm}")
+    cfg = Config(n_perm=n_perm, personas=chosen, one_step=one_step, two_step=two_step, goal=goal,
+                 alphas=_alphas(alphas), layer=layer, resample=resample,
+                 prosocial=DirectionSource(prosocial_pairs, "prosocial", "proself"),
+                 moral=DirectionSource(moral_direction))
+    for src in (cfg.prosocial, cfg.moral):
+        if cfg.alphas and not src.resolve().is_file():
+            raise InputError(src.path, None, None, "no such direction source")
+    lm = load_model(model, device=device)
+    folder = RunFolder(out)
+    ctx = StudyContext(lm, folder, cache_dir, seed=seed, batch_size=batch_size, n_boot=n_boot)
+    result = run(ctx, cfg)
     if not folder.has("config.json"):
         folder.write_config({"model": model, "model_info": lm.info.to_dict(), "svo": cfg.record()})
     result.save(folder)
@@ -93,10 +89,11 @@ def svo(
                                       "device": lm.info.device})
     s = result.metrics["svo"]
     for name, c in s["conditions"].items():
-        console.print(f"{escape(name):24s} debiased {c['angle_debiased']:6.1f}° [{c['ci_low_debiased']:6.1f}, "
-                      f"{c['ci_high_debiased']:6.1f}]  {c['category_debiased']:15s} averaged {c['angle_averaged']:6.1f}°  "
-                      f"biased {c['angle_biased']:6.1f}°")
+        say(f"{name:24s} debiased {c['angle_debiased']:6.1f}° [{c['ci_low_debiased']:6.1f}, "
+            f"{c['ci_high_debiased']:6.1f}]  {c['category_debiased']:15s} averaged {c['angle_averaged']:6.1f}°  "
+            f"biased {c['angle_biased']:6.1f}°")
     drift = s["findings"].get("hvae_drift")
     if drift:
-        console.print(f"HVAE drift to neutral/prosocial: {'holds' if drift['holds'] else 'does not hold'}")
-    console.print(f"study {s['seconds']:.0f} s; report: {escape(str(build_report(out)))}")
+        say(f"HVAE drift to neutral/prosocial: {drift['verdict']} (category rule alone: "
+            f"{'holds' if drift['holds'] else 'does not hold'})")
+    say(f"study {s['seconds']:.0f} s; report: {build_report(out)}")

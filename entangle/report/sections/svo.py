@@ -88,7 +88,8 @@ def findings_html(s: dict[str, Any]) -> str:
         flat = ", ".join(drift.get("indistinguishable_from_uniform", [])) or "none"
         items.append(
             f"<b>HVAE finding (drift to neutral/prosocial, no extreme orientation): "
-            f"{'holds' if drift.get('holds') else 'does not hold'}</b>. Persona conditions span "
+            f"{escape(str(drift.get('verdict', 'holds' if drift.get('holds') else 'does not hold')))}</b> "
+            f"(category rule alone: {'holds' if drift.get('holds') else 'does not hold'}). Persona conditions span "
             f"{_num(drift.get('min_angle'))}° to {_num(drift.get('max_angle'))}° (debiased); altruistic or competitive: "
             f"{escape(extreme)}. Conditions whose interval holds the uniform chooser's angle "
             f"({_num(drift.get('uniform_angle'), 2)}°, a chooser without any preference): {escape(flat)}.")
@@ -110,14 +111,14 @@ def render(folder: RunFolder, metrics: dict[str, Any]) -> str:
         if t is None:
             raise RunFolderError(folder.path / f"{name}.csv", None, None, "missing: the SVO study writes it")
     unit = str(s.get("resampling_unit", "option orders within items"))
-    parts = [f"<p>The SVO slider measure (six items, nine allocations each) asked as lettered options; the choice is "
+    intro = (f"<p>The SVO slider measure (six items, nine allocations each) asked as lettered options; the choice is "
              f"the option letters' next-token distribution under {int(s.get('n_perm', 0))} option orders per item "
              f"(order 1: the measure's own). <i>Debiased</i>: a letter prior shared by all prompts is fitted and "
              f"removed; <i>averaged</i>: the distribution averaged over orders; <i>biased</i>: the measure's own order "
              f"alone (no interval: nothing to resample). Steering: α × σ at layer "
              f"{escape(str(s.get('steering', {}).get('layer', '–')))} (σ = {_num(s.get('steering', {}).get('sigma'), 2)}, "
-             f"the median residual norm there).</p>",
-             findings_html(s),
+             f"the median residual norm there).</p>")
+    parts = [intro, findings_html(s),
              figure(cond, base, unit).to_html(full_html=False, include_plotlyjs=False)]
     rows = [[r["condition"], _ci(r, "debiased"), str(r["category_debiased"]), _ci(r, "averaged"),
              _num(r["angle_biased"]), _ci(r, "debiased", "delta"), _num(r.get("rationality"), 2),

@@ -36,7 +36,7 @@ def draw(n_item: int, n_perm: int, n_boot: int, seed: int = 0, unit: str = "perm
 
 
 def angles(self_pay: Float[np.ndarray, "... item option"], other_pay: Float[np.ndarray, "... item option"],
-           dist: Float[np.ndarray, "... item option"]) -> Float[np.ndarray, "..."]:
+           dist: Float[np.ndarray, "... item option"]) -> Float[np.ndarray, ...]:
     """Vectorised SVO angle (degrees) of choice distributions over the items of the last-but-one axis."""
     s = (dist * self_pay).sum(-1).mean(-1)
     o = (dist * other_pay).sum(-1).mean(-1)

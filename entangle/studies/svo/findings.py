@@ -12,6 +12,9 @@ import pandas as pd
 from entangle.analysis.stats import percentile_ci
 
 KEYS = ("debiased", "averaged")
+MIN_CONTROL_DEG = 5.0
+"""The least altruistic − competitive persona difference (of the ideal choosers' 77.65°) that counts as a working
+prompt induction; below it the HVAE question is untested."""
 
 
 def _contrast(boots: Mapping[str, Mapping[str, np.ndarray]], table: pd.DataFrame, a: str, b: str) -> dict:
@@ -32,18 +35,6 @@ def findings(table: pd.DataFrame, boots: Mapping[str, Mapping[str, np.ndarray]],
     """hvae_drift (with the conditions whose interval holds the uniform chooser's angle `uniform`: no preference
     told apart from none), persona_control per form, steering per direction (angle at the largest α − smallest)."""
     out: dict = {}
-    prompt = table[table["arm"].str.startswith("prompt")]
-    if len(prompt):
-        cats = dict(zip(prompt["condition"], prompt["category_debiased"], strict=True))
-        extreme = sorted(c for c, k in cats.items() if k in ("altruistic", "competitive"))
-        out["hvae_drift"] = {
-            "holds": not extreme, "extreme_conditions": extreme, "categories": cats,
-            "min_angle": float(prompt["angle_debiased"].min()), "max_angle": float(prompt["angle_debiased"].max()),
-            "uniform_angle": uniform,
-            "indistinguishable_from_uniform": sorted(
-                r.condition for r in prompt.itertuples() if r.ci_low_debiased <= uniform <= r.ci_high_debiased),
-            "rule": "holds when no persona condition's debiased angle is altruistic (> 57.15) or competitive "
-                    "(<= -12.04)"}
     names = set(table["condition"])
     control = {}
     for form in ("one_step", "two_step"):
@@ -52,6 +43,25 @@ def findings(table: pd.DataFrame, boots: Mapping[str, Mapping[str, np.ndarray]],
             control[form] = _contrast(boots, table, a, b)
     if control:
         out["persona_control"] = control
+    prompt = table[table["arm"].str.startswith("prompt")]
+    if len(prompt):
+        cats = dict(zip(prompt["condition"], prompt["category_debiased"], strict=True))
+        extreme = sorted(c for c, k in cats.items() if k in ("altruistic", "competitive"))
+        flat = sorted(r.condition for r in prompt.itertuples() if r.ci_low_debiased <= uniform <= r.ci_high_debiased)
+        controlled = any(c["debiased"]["ci_low"] > 0 and c["debiased"]["estimate"] >= MIN_CONTROL_DEG
+                         for c in control.values())
+        if len(flat) == len(prompt) or (control and not controlled):
+            verdict = "untested"
+        else:
+            verdict = "does not hold" if extreme else "holds"
+        out["hvae_drift"] = {
+            "holds": not extreme, "verdict": verdict, "extreme_conditions": extreme, "categories": cats,
+            "min_angle": float(prompt["angle_debiased"].min()), "max_angle": float(prompt["angle_debiased"].max()),
+            "uniform_angle": uniform, "indistinguishable_from_uniform": flat,
+            "rule": "holds: no persona condition's debiased angle is altruistic (> 57.15) or competitive (<= -12.04); "
+                    "the verdict is 'untested' where every persona angle's interval holds the uniform chooser's "
+                    f"angle (no preference at all) or no altruistic persona sits >= {MIN_CONTROL_DEG}° above the "
+                    "competitive one (interval above 0)"}
     if len(alphas) >= 2:
         steering = {}
         for name in ("prosocial", "moral"):

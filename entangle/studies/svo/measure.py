@@ -59,7 +59,7 @@ def slider_options(start: tuple[int, int], end: tuple[int, int], n: int = N_OPTI
     """n allocations evenly spaced from `start` to `end`, rounded half up to whole points (as the published measure)."""
     t = np.linspace(0.0, 1.0, n)
     pts = np.asarray(start, float)[None, :] + t[:, None] * (np.asarray(end, float) - np.asarray(start, float))[None, :]
-    return tuple((int(math.floor(s + 0.5)), int(math.floor(o + 0.5))) for s, o in pts)
+    return tuple((math.floor(s + 0.5), math.floor(o + 0.5)) for s, o in pts)
 
 
 def load_items(path: str | Path = ITEMS_PATH) -> tuple[Item, ...]:

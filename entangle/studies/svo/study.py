@@ -34,6 +34,9 @@ from entangle.studies.svo.measure import (
 
 log = logging.getLogger("entangle")
 NEUTRAL = induction.ROOT / "data" / "neutral" / "neutral_texts.txt"
+PROSOCIAL_PAIRS = induction.DirectionSource("data/svo/prosocial_pairs.jsonl", "prosocial", "proself")
+MORAL_PAIRS = induction.DirectionSource("data/values/moral/pairs.jsonl")
+"""Default direction sources; the moral one may be a saved direction file (e.g. the entanglement study's)."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,8 @@ class Config:
     two_step: bool = True
     goal: bool = False
     describe_tokens: int = 60
-    prosocial: induction.DirectionSource = induction.DirectionSource(
-        "data/svo/prosocial_pairs.jsonl", "prosocial", "proself")
-    moral: induction.DirectionSource = induction.DirectionSource("data/values/moral/pairs.jsonl")
+    prosocial: induction.DirectionSource = PROSOCIAL_PAIRS
+    moral: induction.DirectionSource = MORAL_PAIRS
     layer: int | None = None
     alphas: tuple[float, ...] = (-0.5, 0.5)
     resample: str = "permutations"
@@ -115,7 +117,7 @@ def steering_setup(ctx: StudyContext, cfg: Config) -> tuple[int, float, dict[str
     return layer, sigma, at, record
 
 
-def run(ctx: StudyContext, cfg: Config = Config()) -> StudyResult:  # noqa: B008 - frozen, so a safe default
+def run(ctx: StudyContext, cfg: Config = Config()) -> StudyResult:
     """Every condition's choice distributions -> angles with intervals, categories, value rationality, findings."""
     if cfg.n_perm < 2:
         raise ValueError(f"n_perm must be >= 2 (the letter prior is estimated across option orders), got {cfg.n_perm}")
@@ -126,7 +128,7 @@ def run(ctx: StudyContext, cfg: Config = Config()) -> StudyResult:  # noqa: B008
     steer_rec, neutral_loss = {}, {}
     if cfg.alphas:
         layer, sigma, dirs, steer_rec = steering_setup(ctx, cfg)
-        for name, d in dirs.items():
+        for name in dirs:
             for a in cfg.alphas:
                 conds.append(Condition(f"steer:{name}:{a:+g}", f"steer_{name}", "prosocial" if name == "prosocial"
                                        and a > 0 else None, direction=name, alpha=a))
