@@ -12,7 +12,7 @@ from entangle.analysis.embedding import (
     span_embeddings,
 )
 from entangle.engine.tokens import encode
-from entangle.stimuli import STIMULI_V2, load_stimuli
+from entangle.stimuli import STIMULI_V1, STIMULI_V2, load_stimuli
 
 
 def test_planted_signal_is_found_and_noise_is_not():
@@ -65,9 +65,9 @@ def test_embedding_probe_on_tiny_with_its_control(tiny):
 
 
 def test_v1_stimuli_name_the_spans_they_lack(tiny):
-    res = embedding_probe(tiny, load_stimuli().subset(4), n_boot=50)
+    res = embedding_probe(tiny, load_stimuli(STIMULI_V1).subset(4), n_boot=50)
     assert set(res.unavailable) == {"act", "outcome"}
     assert "v1" in res.unavailable["act"]
     assert list(res.table["span"]) == ["sentence"]
     with pytest.raises(ValueError, match="unknown span"):
-        span_embeddings(tiny, load_stimuli().items[:2], ("verb",))
+        span_embeddings(tiny, load_stimuli(STIMULI_V1).items[:2], ("verb",))

@@ -21,7 +21,7 @@ from entangle.interventions.patching import (
     position_groups,
 )
 from entangle.prompts import render, templates
-from entangle.stimuli import STIMULI_V2, load_stimuli
+from entangle.stimuli import STIMULI_V1, STIMULI_V2, load_stimuli
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,6 @@ def test_position_groups_partition_the_prompt(tiny, v2):
 
 
 def test_v1_stimuli_say_which_groups_cannot_be_formed(tiny):
-    from entangle.stimuli import STIMULI_V1
-
     v1 = load_stimuli(STIMULI_V1)
     res = exact_patching(tiny, minimal_pairs(v1.subset(1)), layers=[1], n_boot=20)
     assert set(res.unavailable) == {"context", "act", "outcome", "violation"}
