@@ -165,3 +165,26 @@ def test_report_and_compare_refuse_an_unreadable_metrics_json(complete, metrics,
     assert snapshot(complete) == before
     result = cli("compare", complete, complete, "--out", tmp_path / "cmp.html")
     assert result.exit_code == 2 and "metrics.json" in result.stderr and not (tmp_path / "cmp.html").exists()
+
+
+def test_real_probe_on_the_tiny_model_is_staged(tiny_dir, tmp_path, monkeypatch):
+    """The real pipeline through the CLI: a complete folder, refused without --overwrite, untouched by a run that
+    fails after capture (which rewrote readouts.csv in its staging folder), replaced by one that finishes."""
+    out = tmp_path / "runs" / "p"
+    args = ["probe", "--model", tiny_dir, "--frames", "4", "--out", out, "--cache-dir", tmp_path / "cache"]
+    assert cli(*args).exit_code == 0
+    before = snapshot(out)
+    assert {"probes.csv", "readouts.csv"} <= set(before) and any(n.startswith("directions/") for n in before)
+    assert "pass --overwrite" in cli(*args).stderr and snapshot(out) == before
+
+    def late_failure(self):
+        raise InputError(None, None, None, "failed after capture (simulated)")
+
+    monkeypatch.setattr(pipeline.Experiment, "run_probes", late_failure)
+    result = cli(*args, "--overwrite")
+    assert result.exit_code == 2 and "failed after capture" in result.stderr
+    assert snapshot(out) == before and debris(out.parent) == []
+    monkeypatch.undo()
+    (out / "probes.csv").write_text("stale")
+    assert cli(*args, "--overwrite").exit_code == 0
+    assert (out / "probes.csv").read_text() != "stale" and debris(out.parent) == []
