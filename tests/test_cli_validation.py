@@ -12,10 +12,10 @@ import torch
 from typer.testing import CliRunner
 
 import entangle.models
-import entangle.studies.entanglement.pipeline as pipeline
 from entangle.cli import app
 from entangle.models import ModelLoadError
 from entangle.schema import DATA_DIR
+from entangle.studies.entanglement import pipeline
 
 SENTINEL = "sentinel: the model would load now"
 

@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 import entangle.models
 import entangle.report  # noqa: F401  (imported once here, so no example pays for it against the deadline)
 import entangle.score  # noqa: F401
-import entangle.studies.entanglement.pipeline as pipeline
 from entangle.cli import app
 from entangle.schema import DATA_DIR
+from entangle.studies.entanglement import pipeline
 
 LINES = (DATA_DIR / "stimuli" / "factorial.jsonl").read_text(encoding="utf-8").splitlines()
 TWO_FRAMES = [x for x in LINES if json.loads(x)["frame"] in

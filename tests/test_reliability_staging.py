@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import entangle.studies.entanglement.pipeline as pipeline
 from entangle.cli import app
 from entangle.files import InputError
 from entangle.schema import DATA_DIR
 from entangle.staging import FolderInUseError, recover, staged
+from entangle.studies.entanglement import pipeline
 
 
 def snapshot(folder):
@@ -57,9 +57,9 @@ def test_failure_leaves_the_old_folder_and_no_debris(complete):
 
 
 def test_existing_results_need_overwrite_and_are_replaced_only_on_success(complete):
-    with pytest.raises(FolderInUseError, match="already holds a complete run; pass --overwrite"):
-        with staged(complete, overwrite=False):
-            pytest.fail("a refused target must not start the work")
+    with pytest.raises(FolderInUseError, match="already holds a complete run; pass --overwrite"), \
+            staged(complete, overwrite=False):
+        pytest.fail("a refused target must not start the work")
     with staged(complete, overwrite=True) as staging:
         (staging / "metrics.json").write_text("new")
         assert (complete / "report.html").exists()  # still the old folder while the new run works
