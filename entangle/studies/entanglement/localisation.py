@@ -30,22 +30,27 @@ def patching(ex: Experiment, frames: list[str]) -> dict[str, Any]:
     pairs = minimal_pairs([it for it in ex.stimuli.items if it.frame in keep])
     layers = list(range(0, ex.model.info.n_layers + 1, cfg.patch_layer_step))
     approx = attribution_patching(ex.model, pairs, layers=layers, n_boot=cfg.n_boot, seed=cfg.seed)
-    exact = exact_patching(ex.model, pairs[: cfg.patch_exact_pairs], layers=layers[::2], n_boot=cfg.n_boot,
+    first: dict[str, object] = {}
+    for pair in pairs:  # the first pair of each frame, so the exact cells span several frames
+        first.setdefault(pair.frame, pair)
+    one_per_frame = list(first.values())
+    exact = exact_patching(ex.model, one_per_frame[: cfg.patch_exact_pairs], layers=layers[::2], n_boot=cfg.n_boot,
                            seed=cfg.seed, batch_size=cfg.batch_size)
     check = compare_attribution(exact, approx)
     table = pd.concat([approx.table, exact.table], ignore_index=True)
     ex.save_table("patching", table)
-    main = _strongest(approx.table)
+    main = {"exact": _strongest(exact.table), "attribution": _strongest(approx.table)}
     log.info("patching: attribution %.0f s, exact %.0f s, Spearman %.2f", approx.seconds, exact.seconds, check.spearman)
     return {**approx.metrics(), "file": "patching.csv", "exact": exact.metrics(),
             "exact_vs_attribution": check.to_dict(), "strongest": main}
 
 
 def _strongest(table: pd.DataFrame) -> dict[str, Any]:
-    """Per readout, the layer × group cell whose patch restores most of the good − bad difference (attribution)."""
+    """Per readout, among cells with a non-zero good − bad effect, the layer × group cell (other than the last token)
+    whose patch restores most of the difference."""
     out = {}
     for readout, sub in table.groupby("readout"):
-        sub = sub[sub["group"] != "last"].dropna(subset=["restored"])
+        sub = sub[(sub["group"] != "last") & (sub["effect"].abs() > 1e-6)].dropna(subset=["restored"])
         if sub.empty:
             continue
         row = sub.loc[sub["restored"].idxmax()]
