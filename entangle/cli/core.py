@@ -261,8 +261,8 @@ def run(
     validate.at_least("--n-boot", n_boot, 1)
     validate.at_least("--batch-size", batch_size, 1)
     validate.device_map(device_map)
-    from entangle.studies.entanglement.pipeline import summary_lines  # noqa: PLC0415
     from entangle.studies.entanglement.pipeline import run as run_pipeline  # noqa: PLC0415
+    from entangle.studies.entanglement.pipeline import summary_lines  # noqa: PLC0415
 
     quiet_hf()
     with staged(out, overwrite=overwrite) as staging:
