@@ -28,7 +28,7 @@ def test_run_writes_the_whole_folder(run_dir):
         assert (run_dir / name).exists(), name
     for old in ("ablation.csv", "ablation_random.csv", "selectivity.csv"):
         assert not (run_dir / old).exists(), old
-    assert (run_dir / "directions" / "moral_logistic.safetensors").exists()
+    assert (run_dir / "directions" / "moral_diff_means.safetensors").exists()
     assert (run_dir / "directions" / "moral_causal.safetensors").exists()
 
 
@@ -111,8 +111,8 @@ def test_cli_commands(run_dir, tmp_path):
     for cmd in ("models", "capture", "probe", "export", "score", "run", "report", "compare"):
         res = runner.invoke(app, [cmd, "--help"] if cmd != "models" else [cmd])
         assert res.exit_code == 0, (cmd, res.output)
-    res = runner.invoke(app, ["export", str(run_dir / "directions" / "moral_logistic.safetensors"),
-                              "--out", str(tmp_path / "moral.gguf"), "--layers", "2,3"])
+    res = runner.invoke(app, ["export", str(run_dir / "directions" / "moral_causal.safetensors"),
+                              "--out", str(tmp_path / "moral.gguf")])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["compare", str(run_dir), str(run_dir), "--out", str(tmp_path / "cmp.html")])
     assert res.exit_code == 0 and (tmp_path / "cmp.html").exists()

@@ -167,15 +167,12 @@ class Validity:
     """`entanglement.validity`: per `<readout>.<cell>`, whether the kind's own effect on that readout is non-null."""
 
     cells: Mapping[str, bool | None]
-    own_effect: Mapping[str, float | None]
     grammatical_cloze_valid: bool | None
-    rule: str | None
 
     @classmethod
     def parse(cls, b: Block) -> Validity:
         cells = (b.block("cells") or Block({})).blocks()
-        return cls({k: x.flag("valid") for k, x in cells.items()}, {k: x.number("own_effect") for k, x in cells.items()},
-                   b.flag("grammatical_cloze_valid"), b.text("rule"))
+        return cls({k: x.flag("valid") for k, x in cells.items()}, b.flag("grammatical_cloze_valid"))
 
 
 @dataclass(frozen=True)

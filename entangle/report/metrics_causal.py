@@ -125,7 +125,6 @@ class Repair:
     name: str
     tested: bool
     reason: str | None
-    readout: str | None
     repair_fraction: float | None
     ci_low: float | None
     ci_high: float | None
@@ -142,19 +141,13 @@ class Repair:
         valid = b.raw("valid_cells") or []
         if not isinstance(valid, list) or not all(isinstance(c, str) for c in valid):
             raise RunFolderError(b.path, None, b.field("valid_cells"), "expected a list of cell names")
-        return cls(name=name, tested=bool(b.flag("tested")), reason=b.text("reason"), readout=b.text("readout"),
+        return cls(name=name, tested=bool(b.flag("tested")), reason=b.text("reason"),
                    repair_fraction=b.number("repair_fraction"), ci_low=b.number("ci_low"),
                    ci_high=b.number("ci_high"), loss_delta=b.number("loss_delta"), valid_cells=tuple(valid),
                    cells={c: RepairCell.parse(x) for c, x in (cells.blocks() if cells else {}).items()},
                    nulls={k: x.scalars(NullTest, kind=k) for k, x in (null.blocks(NULL_KINDS) if null else {}).items()},
                    observed_repair=null.number("observed_repair") if null else None,
                    null_frames=null.integer("frames") if null else None)
-
-    @property
-    def random_p_value(self) -> float | None:
-        """p of the repair against the variance-matched null (the run summary's one-line p)."""
-        t = self.nulls.get("variance_matched")
-        return t.p_value if t else None
 
 
 @dataclass(frozen=True)
