@@ -135,8 +135,11 @@ def interference(expressing: Mapping[str, Float[np.ndarray, "n layer d"]],
     value's contrast pairs (the unit; the shared text set is resampled with them).
 
     `expressing[v]`/`rejecting[v]` are the activations of value v's pairs ([n_v, len(layers), d], row i of both the
-    same situation). A row per (layer, value_a, value_b, measure); value_a == value_b rows are split-half
-    self-agreement (first vs second half of the pairs), the ceiling a pair of different values is read against."""
+    same situation). A row per (layer, value_a, value_b, measure). value_a == value_b rows are split-half
+    self-agreement, the ceiling a pair of different values is read against: the mean over n_boot + 1 random
+    half-splits of the pairs, with the 2.5-97.5% range over splits as its interval (resampling with replacement would
+    put copies of one pair in both halves). Rank-k measures (principal angles) are biased upwards under resampling,
+    since each resample's subspace is noisier than the full sample's: read their intervals as spread, not coverage."""
     names = list(expressing)
     rng = np.random.default_rng(seed)
     draws = {v: [np.arange(len(expressing[v]))] + [rng.integers(0, len(expressing[v]), len(expressing[v]))
@@ -151,17 +154,19 @@ def interference(expressing: Mapping[str, Float[np.ndarray, "n layer d"]],
             q = {v: value_subspace(d[v], k) for v in names}
             shared = np.concatenate([_pair_texts(texts[v], draws[v][bi]) for v in names])
             for ia, a in enumerate(names):
-                half = len(d[a]) // 2
-                h1, h2 = d[a][:half], d[a][half:]
+                perm = rng.permutation(len(diffs[a]))  # self: a random half-split of the original pairs
+                h1, h2 = diffs[a][perm[:len(perm) // 2]], diffs[a][perm[len(perm) // 2:]]
                 got.setdefault((a, a), []).append(pair_measures(value_subspace(h1, k), value_subspace(h2, k),
                                                                 h1.mean(0), h2.mean(0), shared))
                 for b in names[ia + 1:]:
                     got.setdefault((a, b), []).append(pair_measures(q[a], q[b], d[a].mean(0), d[b].mean(0), shared))
         for (a, b), vals in got.items():
             for m in MEASURES:
-                lo, hi = percentile_ci(np.array([v[m] for v in vals[1:]])) if n_boot else (np.nan, np.nan)
-                rows.append({"layer": layer, "value_a": a, "value_b": b, "measure": m, "estimate": vals[0][m],
-                             "ci_low": float(lo), "ci_high": float(hi)})
+                x = np.array([v[m] for v in vals])
+                lo, hi = percentile_ci(x[1:] if a != b else x) if n_boot else (np.nan, np.nan)
+                rows.append({"layer": layer, "value_a": a, "value_b": b, "measure": m,
+                             "estimate": float(x[0] if a != b else x.mean()), "ci_low": float(lo),
+                             "ci_high": float(hi)})
     return pd.DataFrame(rows)
 
 

@@ -30,7 +30,7 @@ def tradeoff(
     model: ModelOpt = "smollm2-135m",
     out: Annotated[Path, typer.Option(help="run folder (created; an existing run folder gains this study)")] = Path(
         "runs/tradeoff"),
-    values: Annotated[str | None, typer.Option(help="comma-separated values (default: moral,economic,care)")] = None,
+    values: Annotated[str | None, typer.Option(help="comma-separated values (default: economic,care,moral)")] = None,
     frontier: Annotated[str | None, typer.Option(help="values spanning the steering grid (default: the first two)")
                         ] = None,
     layer: Annotated[int | None, typer.Option(help="steering layer (default 10)")] = None,

@@ -40,7 +40,7 @@ class Config:
     n_boot: resamples for the steering intervals; interference_boot/interference_every: resamples and layer stride
     for the interference tables (every 3rd residual layer and the steering layer by default)."""
 
-    values: tuple[str, ...] = ("moral", "economic", "care")
+    values: tuple[str, ...] = ("economic", "care", "moral")
     frontier: tuple[str, ...] | None = None
     layer: int = 10
     alpha: float = 0.25
