@@ -300,7 +300,8 @@ def _patching(rng: np.random.Generator, style: str) -> tuple[dict[str, Any], pd.
                                  n_frames=N_FRAMES, n_excluded=0, effect=0.4, delta=_r(0.4 * v), restored=v,
                                  restored_ci_low=_r(v - 0.1), restored_ci_high=_r(v + 0.1)))
     return {"method": "exact", "layers": layers, "position_groups": list(GROUPS), "file": "patching.csv",
-            "n_pairs": 36, "readouts": [f"moral_{style}", f"economic_{style}"]}, pd.DataFrame(rows)
+            "n_pairs": 36, "readouts": [f"moral_{style}", f"economic_{style}"],
+            "unavailable": {"context_v1": "v1 stimuli carry no spans"}}, pd.DataFrame(rows)
 
 
 def write_synthetic_run(

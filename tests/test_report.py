@@ -82,6 +82,9 @@ def test_report_has_every_figure_once_and_plotly_inlined_once(run_yes, report_ye
                    "LEACE", "Effect coding", "Validity gate", "orthogonalised weights", "Activation patching"):
         assert phrase in html, phrase
     assert "shared_prefix" in html and "readout max abs error 9.0e-08" in html  # the shared-prefix self-check
+    assert "2.6 Where moral value enters" in html and "v1 stimuli carry no spans" in html
+    peak = re.search(r"<td>economic_cloze</td><td[^>]*>(\d+)</td><td[^>]*>(\w+)</td>", html)
+    assert peak and peak.group(2) == "act" and int(peak.group(1)) < 15  # the planted entry point
     for old in ("ablation_random", "selectivity.csv", "random-direction", "layer rule"):
         assert old not in html, old
 

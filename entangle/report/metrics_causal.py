@@ -238,14 +238,17 @@ class Patching:
     file: str
     method: str | None
     n_pairs: int | None
+    unavailable: Mapping[str, str]
 
     @classmethod
     def parse(cls, b: Block) -> Patching:
         groups = b.raw("position_groups") or []
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise RunFolderError(b.path, None, b.field("position_groups"), "expected a list of group names")
+        missing = b.block("unavailable")
         return cls(b.numbers("layers", integers=True) or (), tuple(groups), b.text("file") or "patching.csv",
-                   b.text("method"), b.integer("n_pairs"))
+                   b.text("method"), b.integer("n_pairs"),
+                   {g: missing.text(g) or "" for g in missing.data} if missing else {})
 
     @property
     def table_name(self) -> str:

@@ -62,7 +62,8 @@ def render(folder: RunFolder, metrics: dict[str, Any]) -> str:
                                 if r.name.startswith("leakage.") else fmt.num(r.value)] for r in m.representational],
         selection_rows=tables.selection_rows(run.table("selection")), kept_rows=tables.kept_rows(m),
         repair_rows=tables.repair_rows(m), null_rows=tables.null_rows(m), condition_rows=tables.condition_rows(m),
-        steering_rows=tables.steering_rows(m), caveats=_caveats(run), self_checks=m.self_checks, fmt=fmt,
+        steering_rows=tables.steering_rows(m), caveats=_caveats(run),
+        patching_rows=tables.patching_peaks(run.table(m.patching.table_name) if m.patching else None), self_checks=m.self_checks, fmt=fmt,
     )
 
 

@@ -110,3 +110,15 @@ def steering_rows(m: EntanglementMetrics) -> Rows:
         return []
     return [[k, fmt.est(e.estimate, e.ci_low, e.ci_high), fmt.num(e.numerator, 3, sign=True),
              fmt.num(e.moral_change, 3, sign=True)] for k, e in st.interventional_ei.items()]
+
+
+def patching_peaks(df: pd.DataFrame | None) -> Rows:
+    """Per patching readout, the layer × position group that restores most of the moral difference."""
+    if df is None or not {"readout", "layer", "group", "restored"} <= set(df.columns) or df["restored"].isna().all():
+        return []
+    rows = []
+    for readout, s in df.dropna(subset=["restored"]).groupby("readout", sort=False):
+        r = s.loc[s["restored"].idxmax()]
+        lo, hi = (fmt.finite(float(r[c])) if c in r else None for c in ("restored_ci_low", "restored_ci_high"))
+        rows.append([str(readout), str(int(r["layer"])), str(r["group"]), fmt.est(float(r["restored"]), lo, hi)])
+    return rows
