@@ -24,7 +24,7 @@ $(BIN)/entangle: pyproject.toml
 setup: $(BIN)/entangle
 
 demo: setup
-	$(BIN)/entangle run --model $(MODEL) --device $(DEVICE) --out runs/$(MODEL)
+	$(BIN)/entangle run --model $(MODEL) --device $(DEVICE) --out runs/$(MODEL) --overwrite
 
 # headless Chromium renders the report and drives the survey as a participant in the test suite
 # (Debian packages chromium and chromium-driver; needs root and apt)
@@ -35,7 +35,9 @@ test: setup browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: setup
-	$(BIN)/python benchmarks/capture.py
+	$(BIN)/python benchmarks/capture.py --model $(MODEL) --device $(DEVICE)
+	$(BIN)/python benchmarks/shared.py --model $(MODEL) --device $(DEVICE)
+	$(BIN)/python benchmarks/stages.py --run --model $(MODEL) --device $(DEVICE)
 
 clean:
 	rm -rf $(VENV) .entangle_cache runs

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
+from entangle.files import InputError
 from entangle.schema import DATA_DIR, FACTOR_LEVELS, KINDS
 
 if TYPE_CHECKING:
@@ -40,23 +41,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (*(f"{s}_{end}" for s in SPANS for end in ("
 """Optional v2 fields (a v1 file has none of them); `to_frame` and the hash include only those that are set."""
 
 
-class StimulusError(ValueError):
+class StimulusError(InputError):
     """A stimulus file is invalid; names the file, the 1-based line and the field so the user can fix it."""
-
-    def __init__(self, path: str | Path, line: int | None, field: str | None, message: str) -> None:
-        self.path = str(path)
-        self.line = line
-        self.field = field
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
-        what = "" if self.field is None else f"field '{self.field}': "
-        return f"{where}: {what}{self.message}"
-
-    def __reduce__(self):  # keep pickling (e.g. across worker processes) working with the 4-argument init
-        return (type(self), (self.path, self.line, self.field, self.message))
 
 
 @dataclass(frozen=True)
