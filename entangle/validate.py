@@ -213,3 +213,14 @@ def texts(path: Path, column: str | None) -> list[str]:
     text_lengths(path, ((f"text {i + 1}", t) for i, t in enumerate(items)), column or "text")
     return items
 
+
+
+def studies(spec: str) -> tuple[str, ...]:
+    """`--studies`: comma-separated known study names (or `all`); the entanglement study always runs first."""
+    from entangle.studies import STUDIES  # noqa: PLC0415
+
+    names = list(STUDIES) if spec.strip() == "all" else [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [s for s in names if s not in STUDIES]
+    if unknown:
+        raise OptionError("--studies", f"unknown study {unknown[0]!r}; known: {', '.join(STUDIES)} or all")
+    return ("entanglement", *(s for s in STUDIES if s in names and s != "entanglement"))

@@ -239,14 +239,18 @@ def run(
     control_frames: Annotated[int, typer.Option(help="held-out frames for the control directions and steering")] = 12,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples over frames")] = 1000,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: Annotated[int, typer.Option(help="prompts per forward pass")] = 64,
     cache_dir: CacheOpt = Path(".entangle_cache"),
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     device_map: Annotated[str | None, typer.Option(help="e.g. auto: spread a large model over GPUs")] = None,
     overwrite: OverwriteOpt = False,
+    studies: Annotated[str, typer.Option(help="comma-separated studies to run into the folder: entanglement "
+                                              "(always first), valueflow, svo, tradeoffs; `all` for every one")]
+    = "entanglement",
 ) -> None:
-    """The whole experiment: capture -> probes -> entanglement vs norms -> ablation with controls -> report.
+    """The main job: the entanglement study (capture -> probes -> entanglement vs norms -> the causal test), then
+    any other --studies on the same model, into one folder with one report.
 
     The run is written into a staging folder beside --out and moved into place only when complete; an existing
     --out holding results is refused unless --overwrite (then replaced only after the new run has finished).
@@ -261,6 +265,7 @@ def run(
     validate.at_least("--n-boot", n_boot, 1)
     validate.at_least("--batch-size", batch_size, 1)
     validate.device_map(device_map)
+    chosen = validate.studies(studies)
     from entangle.studies.entanglement.pipeline import run as run_pipeline  # noqa: PLC0415
     from entangle.studies.entanglement.pipeline import summary_lines  # noqa: PLC0415
 
@@ -268,7 +273,8 @@ def run(
     with staged(out, overwrite=overwrite) as staging:
         cfg = _config(model=model, out=staging, stimuli=stimuli, frames=frames, norms=norms, readout=readout,
                       position=position, n_null=n_null, control_frames=control_frames, n_boot=n_boot, seed=seed,
-                      batch_size=batch_size, cache_dir=cache_dir, device=device, dtype=dtype, device_map=device_map)
+                      batch_size=batch_size, cache_dir=cache_dir, device=device, dtype=dtype, device_map=device_map,
+                      studies=chosen)
         run_pipeline(cfg)
         _record_final_out(staging, out)
     from entangle.report import build_report  # noqa: PLC0415
