@@ -36,6 +36,7 @@ def test_every_condition_has_angles_intervals_and_a_category(result):
         assert 0 < c["letter_mass"] <= 1 and math.isnan(c["ci_low_biased"])  # one order: no interval
     assert s["conditions"]["one_step:altruistic"]["target"] == pytest.approx(61.39, abs=0.01)
     assert 0 <= s["conditions"]["one_step:altruistic"]["rationality"] <= 1
+    assert s["conditions"]["one_step:altruistic"]["rationality_uniform"] == pytest.approx(1 - (61.39 - 22.70) / 90, abs=1e-3)
     assert s["baselines"]["uniform_random"] == pytest.approx(22.70, abs=0.01)
     json.loads((folder.path / "metrics.json").read_text())  # strict JSON (NaN written as null)
     for t in ("conditions", "choices", "letters", "baselines", "personas"):

@@ -121,11 +121,13 @@ def render(folder: RunFolder, metrics: dict[str, Any]) -> str:
     parts = [intro, findings_html(s),
              figure(cond, base, unit).to_html(full_html=False, include_plotlyjs=False)]
     rows = [[r["condition"], _ci(r, "debiased"), str(r["category_debiased"]), _ci(r, "averaged"),
-             _num(r["angle_biased"]), _ci(r, "debiased", "delta"), _num(r.get("rationality"), 2),
+             _num(r["angle_biased"]), _ci(r, "debiased", "delta"),
+             f"{_num(r.get('rationality'), 2)} (uniform {_num(r.get('rationality_uniform'), 2)})",
              _num(r.get("letter_mass"), 2), _num(r.get("neutral_loss_delta"), 2)] for _, r in cond.iterrows()]
     parts.append(_table(["condition", "debiased angle [95% CI]", "category", "averaged [95% CI]", "biased",
                          "Δ vs none (debiased)", "value rationality", "letter mass", "Δ neutral loss (nats)"], rows))
-    parts.append("<p class='caption'>Value rationality: 1 − min(|θ − θ*|, 90)/90 against the persona's ideal angle θ*. "
+    parts.append("<p class='caption'>Value rationality: 1 − min(|θ − θ*|, 90)/90 against the persona's ideal angle θ* "
+                 "(in brackets: what a chooser without preference, at 22.70°, scores). "
                  "Letter mass: probability that the answer starts with one of the nine letters. Δ neutral loss: "
                  "steering's fluency cost on neutral text. Ideal and null angles: "
                  + escape(", ".join(f"{r.name.replace('_', ' ')} {r.angle:.2f}°" for r in base.itertuples())) + ".</p>")

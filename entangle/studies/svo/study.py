@@ -154,6 +154,7 @@ def run(ctx: StudyContext, cfg: Config = Config()) -> StudyResult:
     points = {name: {key: svo_angle(items, dd) for key, dd in d.items() if key != "log_prior"}
               for name, d in dists.items()}
     targets = {p: svo_angle(items, ideal_patterns(items)[p]) for p in induction.PERSONAS}
+    uniform = svo_angle(items, null_patterns(items)["uniform_random"])
     rows, choices, letters = [], [], []
     for c in conds:
         row = {"condition": c.name, "arm": c.arm, "persona": c.persona, "direction": c.direction, "alpha": c.alpha}
@@ -169,6 +170,7 @@ def run(ctx: StudyContext, cfg: Config = Config()) -> StudyResult:
         lp = lps[c.name]
         row |= {"target": target,
                 "rationality": cfg.rationality(row["angle_debiased"], target) if target is not None else np.nan,
+                "rationality_uniform": cfg.rationality(uniform, target) if target is not None else np.nan,
                 "letter_mass": float(choice.letter_mass(lp).mean()),
                 "neutral_loss": neutral_loss.get(c.name, np.nan),
                 "neutral_loss_delta": neutral_loss[c.name] - neutral_loss["none"] if c.name in neutral_loss else np.nan}
@@ -193,7 +195,7 @@ def run(ctx: StudyContext, cfg: Config = Config()) -> StudyResult:
         "conditions": {r["condition"]: {k: v for k, v in r.items() if k != "condition"} for r in rows},
         "baselines": {b["name"]: b["angle"] for b in base if b["kind"] == "null"},
         "ideal": {b["name"]: b["angle"] for b in base if b["kind"] == "ideal"},
-        "findings": findings(table, boots, cfg.alphas, svo_angle(items, null_patterns(items)["uniform_random"])),
+        "findings": findings(table, boots, cfg.alphas, uniform),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     tables = {"svo/conditions": table, "svo/choices": pd.DataFrame(choices), "svo/letters": pd.DataFrame(letters),
