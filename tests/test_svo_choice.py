@@ -132,7 +132,7 @@ def test_shared_prefix_logprobs_equal_whole_prompts_under_steering(tiny):
     texts = prompts(tiny, ITEMS[:2], perms, system="You are an altruistic person.")
     ids = letter_token_ids(tiny)
     d = {2: np.random.default_rng(0).standard_normal(64)}
-    iv = lambda: steer(tiny.bridge, d, 0.5, {2: 3.0})  # noqa: E731
+    iv = lambda: steer(tiny.bridge, d, 0.5, {2: 3.0})
     full = next_token_logprobs(tiny, texts, ids, intervention=iv)
     shared = shared_prefix_logprobs(tiny, texts, ids, intervention=iv, batch_size=4)
     assert np.abs(full - shared).max() < 1e-4
