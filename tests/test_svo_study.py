@@ -126,3 +126,19 @@ def test_hvae_verdict_needs_a_working_prompt_arm(angles, verdict):
     table, boots = _synthetic(angles)
     f = findings(table, boots, (), uniform=22.70)
     assert f["hvae_drift"]["verdict"] == verdict
+
+
+def test_moral_direction_source_may_be_a_saved_direction_file(tiny, tmp_path):
+    from entangle.directions import Direction, save_direction
+    from entangle.files import InputError
+    from entangle.studies.svo.induction import DirectionSource, contrast_direction
+
+    v = np.random.default_rng(0).standard_normal((2, 64)).astype(np.float32)
+    save_direction(Direction(v, [1, 2], "moral", "dom", {}), tmp_path / "moral.safetensors")
+    got = contrast_direction(tiny, DirectionSource(str(tmp_path / "moral.safetensors")))
+    assert sorted(got) == [1, 2] and np.allclose(got[2], v[1])
+    pairs = contrast_direction(tiny, DirectionSource("data/svo/prosocial_pairs.jsonl", "prosocial", "proself"))
+    assert len(pairs) == tiny.info.n_layers + 1 and all(np.linalg.norm(d) > 0 for d in pairs.values())
+    (tmp_path / "bad.jsonl").write_text('{"prosocial": "a", "proself": "b"}\n{"prosocial": "c"}\n')
+    with pytest.raises(InputError, match="proself"):
+        contrast_direction(tiny, DirectionSource(str(tmp_path / "bad.jsonl"), "prosocial", "proself"))
