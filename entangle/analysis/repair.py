@@ -138,3 +138,22 @@ def repair(
             }
         )
     return pd.DataFrame(rows)
+
+
+def mean_repair(before: EIResult, after: EIResult, human: EIResult, kinds: Sequence[str]
+                ) -> tuple[float | None, float | None, float | None]:
+    """Mean repair fraction of EI(moral → K) over `kinds`, with a paired frame-bootstrap interval of that mean
+    (the human EI enters at its point value)."""
+    if not kinds:
+        return None, None, None
+    est, draws = [], []
+    for k in kinds:
+        eb, ea, eh = before.cell("moral", k), after.cell("moral", k), human.cell("moral", k)
+        n = _n_draws(before, after)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            est.append((eb - ea) / (eb - eh))
+            draws.append((_draws_of(before, "moral", k, n) - _draws_of(after, "moral", k, n)) /
+                         (_draws_of(before, "moral", k, n) - eh))
+    d = np.nanmean(np.vstack(draws), axis=0)
+    lo, hi = percentile_ci(d[np.isfinite(d)])
+    return float(np.mean(est)), float(lo), float(hi)

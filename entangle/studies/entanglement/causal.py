@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from entangle.analysis.repair import repair
+from entangle.analysis.repair import mean_repair, repair
 from entangle.engine import array_hash, measure, text_loss
 from entangle.prompts import build_prompts, templates
 from entangle.studies.entanglement.candidates import (
@@ -150,7 +150,7 @@ class Causal:
               "moral_effect_before": k["moral"].before, "moral_effect_after": k["moral"].after,
               "passed": passed, "threshold": self.cfg.kept_threshold,
               "threshold_rule": "upper end of the held-out interval of the moral effect kept <= threshold",
-              "selection_frames": len(self.sel), "heldout_frames": len(self.held),
+              "selection_frames": len(self.sel), "heldout_frames": len(self.held), "loss_delta": chosen.loss_delta,
               "selection_estimate_rank_spearman": self.rank_rho,
               "kept": {name: v.to_dict() for name, v in k.items()},
               "filters": {"max_loss_delta": self.filters.max_loss_delta,
@@ -159,16 +159,15 @@ class Causal:
         return pc
 
     def diagnostics(self, c: Candidate) -> dict[str, Any]:
-        """Does the direction separate good from bad on the other kinds' prompts (last token, held-out, from the
-        cache), and where does the class-mean difference lie along it per layer?"""
+        """Does the direction separate morally good from bad items on each kind's prompts? AUC of the projection of
+        the last prompt token's activation at the direction's layer (held-out frames, read from the cache)."""
         from entangle.analysis.stats import auc  # noqa: PLC0415
 
         acts, pr = self.ex.acts, self.ex.acts.prompts
         out: dict[str, Any] = {"separates_on": {}}
         for kind in ("moral", "economic", "grammatical"):
             rows = np.flatnonzero((pr["frame"].isin(self.held) & (pr["kind"] == kind) & (pr["moral"] != 0)).to_numpy())
-            x = acts.at("last", rows, c.layer) if c.position == "last" else acts.at(c.position, rows, c.layer)
-            out["separates_on"][kind] = auc(x @ c.vector, pr["moral"].to_numpy()[rows])
+            out["separates_on"][kind] = auc(acts.at("last", rows, c.layer) @ c.vector, pr["moral"].to_numpy()[rows])
         return out
 
     def repair(self, chosen: Screened) -> tuple[dict[str, Any], list[str]]:
@@ -191,11 +190,10 @@ class Causal:
                     "b_from_before": float(bt.loc[key, "coef_raw"]), "b_from_after": float(at.loc[key, "coef_raw"]),
                     "b_from_before_ci": [float(bt.loc[key, "coef_raw_ci_low"]), float(bt.loc[key, "coef_raw_ci_high"])],
                     "b_from_after_ci": [float(at.loc[key, "coef_raw_ci_low"]), float(at.loc[key, "coef_raw_ci_high"])]}
-        vals = [c["repair_fraction"] for c in cells.values()]
-        summary = {"repair_fraction": float(np.mean(vals)) if vals else None,
-                   "ci_low": min((c["ci_low"] for c in cells.values()), default=None),
-                   "ci_high": max((c["ci_high"] for c in cells.values()), default=None),
-                   "cells": cells, "valid_cells": [f"moral_to_{k}" for k in valid], "readout": self.style}
+        mean, lo, hi = mean_repair(before, after, human, valid)
+        summary = {"repair_fraction": mean, "ci_low": lo, "ci_high": hi, "cells": cells,
+                   "valid_cells": [f"moral_to_{k}" for k in valid], "readout": self.style,
+                   "interval": "paired frame bootstrap of the mean over the valid cells"}
         return summary, valid
 
     def nulls(self, chosen: Screened, valid: list[str]) -> dict[str, Any]:

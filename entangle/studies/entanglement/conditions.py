@@ -90,8 +90,7 @@ def steering(cz: Causal, chosen: Screened) -> dict[str, Any]:
     vec = torch.from_numpy(c.vector)
     frames = sorted({p.frame for p in prompts})
     counts = draw_counts(frame_bootstrap_indices(np.arange(len(frames)), cfg.n_boot, cfg.seed), len(frames))
-    table, out = [], {"alphas": list(cfg.steer_alphas), "layer": c.layer, "sigma": sigma, "interventional_ei": {},
-                      "readout_change": {}}
+    table, out = [], {"alphas": list(cfg.steer_alphas), "layer": c.layer, "sigma": sigma, "interventional_ei": {}}
     by_frame = {}
     for alpha in cfg.steer_alphas:
         ctx = lambda a=alpha: steer(model.bridge, {c.layer: vec}, a, {c.layer: sigma})  # noqa: E731

@@ -191,16 +191,21 @@ class Experiment:
 
     def _export(self, res: ProbeResult) -> None:
         assert self.acts is not None
+        # a layer where the read position carries no information (layer 0 at the last prompt token is the same
+        # embedding for every item of a template) has no direction: it is left out rather than exported as zeros
+        keep = [i for i, v in enumerate(res.directions) if np.linalg.norm(v) > 0]
+        layers = [res.layers[i] for i in keep]
+        cv = {"accuracy": res.accuracy[keep], "auc": res.auc[keep], "selectivity": res.selectivity[keep]}
         meta = direction_meta(
-            self.model.info, kind=res.kind, method=res.method, layers=res.layers,
+            self.model.info, kind=res.kind, method=res.method, layers=layers,
             position="last_prompt_token" if self.cfg.position == "last" else "judged_sentence_mean",
             stimuli_sha256=self.stimuli.sha256,
-            cv_metrics={"accuracy": res.accuracy, "auc": res.auc, "selectivity": res.selectivity},
+            cv_metrics=cv,
             templates=[t["id"] for t in self.acts.manifest["templates"] if t["kind"] == res.kind],
             extra={"best_layer": int(res.best_layer), "readout_style": self.acts.manifest["readout_style"],
                    "prompt_style": self.acts.manifest["readout_style"]},
         )
-        direction = Direction(res.directions.astype(np.float32), list(res.layers), res.kind, res.method, meta)
+        direction = Direction(res.directions[keep].astype(np.float32), layers, res.kind, res.method, meta)
         save_direction(direction, self.out / "directions" / f"{res.kind}_{res.method}.safetensors")
 
     # ---------------------------------------------------------------- behavioural entanglement
@@ -300,7 +305,7 @@ class Experiment:
         ent = self.metrics.setdefault("entanglement", {})
         ent["positive_control"] = pc
         name = f"moral_{chosen.candidate.method}"
-        abl: dict[str, Any] = {"primary": name, "layers": list(range(self.model.info.n_layers + 1))}
+        abl: dict[str, Any] = {"primary": name}
         if not pc["passed"]:
             abl[name] = {"tested": False, "reason": (
                 f"no causal moral direction: the best candidate keeps {pc['moral_effect_kept']:.2f} of the moral "
@@ -311,10 +316,9 @@ class Experiment:
             summary["tested"] = bool(valid)
             if valid:
                 summary["null"] = cz.nulls(chosen, valid)
-                summary["random_p_value"] = summary["null"]["variance_matched"]["p_value"]
             else:
                 summary["reason"] = "no valid cell: no target readout responds to its own factor"
-            summary["loss_delta"] = self.metrics["entanglement"]["positive_control"].get("loss_delta")
+            summary["loss_delta"] = chosen.loss_delta
             abl[name] = summary
         abl["controls"] = control_conditions(cz, chosen)
         self.metrics["ablation"] = abl
