@@ -36,6 +36,7 @@ from entangle.studies.entanglement.selection import (
     Screened,
     ablation_of,
     attribution_matrix,
+    energy_share,
     estimated_kept,
     rank_agreement,
     screened_table,
@@ -114,7 +115,9 @@ class Causal:
         M, effect = attribution_matrix(self.model, self.prompts(moral_items, ("moral",)), self.t1,
                                        batch_size=max(4, self.cfg.batch_size // 4), cache_dir=self.cfg.cache_dir)
         est = estimated_kept(M, effect, cands)
-        order = list(np.argsort(est))
+        energy = self.energy(cands)
+        order = [i for i in np.argsort(np.abs(est)) if energy[i] <= self.cfg.max_energy_share]
+        order = order or list(np.argsort(energy)[: self.cfg.n_exact])  # none is light enough: try the lightest
         chosen = order[: self.cfg.n_exact]
         for method in self.cfg.methods:  # the best-estimated of each method, for the comparison
             best = next((i for i in order if cands[i].method == method), None)
@@ -130,12 +133,21 @@ class Causal:
             econ, gram = k.get("economic"), k.get(self.grammar_key())
             out.append(Screened(c, float(est[i]), k["moral"], econ, gram, loss, self.filters.ok(econ, gram, loss)))
             log.info("exact %s: moral kept %.2f (estimated %.2f), loss %+.3f", c.label, k["moral"].kept, est[i], loss)
-        table = pd.DataFrame([{"method": c.method, "position": c.position, "layer": c.layer, "estimated_kept": e}
-                              for c, e in zip(cands, est, strict=True)])
+        table = pd.DataFrame([{"method": c.method, "position": c.position, "layer": c.layer, "estimated_kept": e,
+                               "energy_share": s, "screened_out": s > self.cfg.max_energy_share}
+                              for c, e, s in zip(cands, est, energy, strict=True)])
         self.ex.save_table("candidates", table)
         self.ex.save_table("selection", screened_table(out))
         self.rank_rho = rank_agreement([s.estimated_kept for s in out], [s.moral.kept for s in out])
         return out
+
+    def energy(self, cands: list[Candidate]) -> np.ndarray:
+        """Each candidate's largest share of residual energy over layers (selection frames, last token and sentence
+        mean of the moral prompts, from the cache)."""
+        pr, acts = self.ex.acts.prompts, self.ex.acts
+        rows = np.flatnonzero((pr["frame"].isin(self.sel) & (pr["kind"] == "moral")).to_numpy())[:256]
+        sample = [acts.at("last", rows)] + ([acts.at("judged_mean", rows)] if "judged_mean" in acts.acts else [])
+        return np.array([energy_share(c.vector, sample) for c in cands])
 
     def positive_control(self, chosen: Screened) -> dict[str, Any]:
         prompts = self.prompts(self.items(self.held))
@@ -144,12 +156,16 @@ class Causal:
         self.held_before, self.held_after = before, after
         k = kept(before, after, n_boot=self.cfg.n_boot, seed=self.cfg.seed)
         c = chosen.candidate
-        passed = bool(np.isfinite(k["moral"].ci_high) and k["moral"].ci_high <= self.cfg.kept_threshold)
+        passed = bool(chosen.passes_filters and np.isfinite(k["moral"].ci_high)
+                      and abs(k["moral"].kept) <= self.cfg.kept_threshold
+                      and k["moral"].ci_high <= self.cfg.kept_threshold)
         pc = {"method": c.method, "position": c.position, "layer": c.layer,
               "moral_effect_kept": k["moral"].kept, "ci_low": k["moral"].ci_low, "ci_high": k["moral"].ci_high,
               "moral_effect_before": k["moral"].before, "moral_effect_after": k["moral"].after,
               "passed": passed, "threshold": self.cfg.kept_threshold,
-              "threshold_rule": "upper end of the held-out interval of the moral effect kept <= threshold",
+              "threshold_rule": "the direction passes the collateral filters on the selection frames and the upper end "
+                                "of the held-out interval of the moral effect kept is <= threshold",
+              "passes_filters": chosen.passes_filters,
               "selection_frames": len(self.sel), "heldout_frames": len(self.held), "loss_delta": chosen.loss_delta,
               "selection_estimate_rank_spearman": self.rank_rho,
               "kept": {name: v.to_dict() for name, v in k.items()},
@@ -239,11 +255,16 @@ class Causal:
         return FACTOR_LEVELS[kind]
 
     def control_direction(self, chosen: Screened, kind: str) -> np.ndarray:
-        """DoM direction of another kind's factor at the chosen position and layer (selection frames)."""
+        """DoM direction of another kind's factor at the chosen layer (selection frames): at the chosen position when
+        that factor varies there, else at the last token of the kind's own prompts (an act span, for instance, is
+        the same under every economic level)."""
         pr, acts, c = self.ex.acts.prompts, self.ex.acts, chosen.candidate
         lo, hi = min(self.level(kind)), max(self.level(kind))
-        prompt_kind = kind if c.position == "last" else "moral"
-        rows = np.flatnonzero((pr["frame"].isin(self.sel) & (pr["kind"] == prompt_kind)
-                               & pr[kind].isin([lo, hi])).to_numpy())
-        y = np.where(pr[kind].to_numpy()[rows] == hi, 1, -1)
-        return fit_direction(acts.at(c.position, rows, c.layer), y, "dom").astype(np.float32)
+        for position, prompt_kind in ((c.position, kind if c.position == "last" else "moral"), ("last", kind)):
+            rows = np.flatnonzero((pr["frame"].isin(self.sel) & (pr["kind"] == prompt_kind)
+                                   & pr[kind].isin([lo, hi])).to_numpy())
+            y = np.where(pr[kind].to_numpy()[rows] == hi, 1, -1)
+            v = fit_direction(acts.at(position, rows, c.layer), y, "dom")
+            if np.linalg.norm(v) > 0:
+                return v.astype(np.float32)
+        raise ValueError(f"no {kind} direction at layer {c.layer}: its levels do not differ in the activations")

@@ -142,9 +142,22 @@ def ablation_of(model: LoadedModel, vector: np.ndarray) -> Callable[[], contextl
 
 
 def select(screened: Sequence[Screened]) -> Screened:
-    """The candidate that keeps least of the moral effect among those passing the filters (else the best overall)."""
+    """The candidate whose ablation leaves the moral effect closest to zero among those passing the filters (if none
+    passes, the closest overall is returned and the positive control fails on its filters)."""
     passing = [s for s in screened if s.passes_filters] or list(screened)
-    return min(passing, key=lambda s: s.moral.kept if np.isfinite(s.moral.kept) else np.inf)
+    return min(passing, key=lambda s: abs(s.moral.kept) if np.isfinite(s.moral.kept) else np.inf)
+
+
+def energy_share(vector: np.ndarray, acts: Sequence[np.ndarray]) -> float:
+    """The largest share of residual energy along `vector` over the layers of `acts` ([n, L, d] each): a direction
+    that carries much of the stream (token identity, outlier dimensions) breaks the model when projected out."""
+    v = np.asarray(vector, dtype=np.float64)
+    share = 0.0
+    for a in acts:
+        x = np.asarray(a, dtype=np.float64)
+        along = np.einsum("nld,d->nl", x, v) ** 2
+        share = max(share, float((along.mean(0) / (x ** 2).sum(-1).mean(0).clip(1e-12)).max()))
+    return share
 
 
 def screened_table(screened: Sequence[Screened]) -> pd.DataFrame:
