@@ -147,7 +147,7 @@ class Causal:
         pr, acts = self.ex.acts.prompts, self.ex.acts
         rows = np.flatnonzero((pr["frame"].isin(self.sel) & (pr["kind"] == "moral")).to_numpy())[:256]
         sample = [acts.at("last", rows)] + ([acts.at("judged_mean", rows)] if "judged_mean" in acts.acts else [])
-        return np.array([energy_share(c.vector, sample) for c in cands])
+        return energy_share(np.stack([c.vector for c in cands]), sample)
 
     def positive_control(self, chosen: Screened) -> dict[str, Any]:
         prompts = self.prompts(self.items(self.held))

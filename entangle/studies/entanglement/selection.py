@@ -148,15 +148,17 @@ def select(screened: Sequence[Screened]) -> Screened:
     return min(passing, key=lambda s: abs(s.moral.kept) if np.isfinite(s.moral.kept) else np.inf)
 
 
-def energy_share(vector: np.ndarray, acts: Sequence[np.ndarray]) -> float:
-    """The largest share of residual energy along `vector` over the layers of `acts` ([n, L, d] each): a direction
-    that carries much of the stream (token identity, outlier dimensions) breaks the model when projected out."""
-    v = np.asarray(vector, dtype=np.float64)
-    share = 0.0
+def energy_share(vectors: Float[np.ndarray, "k d"], acts: Sequence[np.ndarray]) -> Float[np.ndarray, " k"]:
+    """Each vector's largest share of residual energy over the layers of `acts` ([n, L, d] each): a direction that
+    carries much of the stream (token identity, outlier dimensions) breaks the model when projected out."""
+    V = np.asarray(vectors, dtype=np.float64)
+    share = np.zeros(len(V))
     for a in acts:
         x = np.asarray(a, dtype=np.float64)
-        along = np.einsum("nld,d->nl", x, v) ** 2
-        share = max(share, float((along.mean(0) / (x ** 2).sum(-1).mean(0).clip(1e-12)).max()))
+        for layer in range(x.shape[1]):
+            xl = x[:, layer]
+            C = xl.T @ xl / len(xl)  # second moments: E[(x·v)²] = vᵀCv
+            share = np.maximum(share, np.einsum("kd,kd->k", V @ C, V) / max(np.trace(C), 1e-12))
     return share
 
 
