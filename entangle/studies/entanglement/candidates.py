@@ -27,6 +27,7 @@ class Candidate:
     position: str
     layer: int
     vector: np.ndarray
+    separation: float = float("nan")  # standardised good − bad separation of the projections (selection frames)
 
     @property
     def label(self) -> str:
@@ -65,5 +66,8 @@ def fit_candidates(data: dict[str, tuple[np.ndarray, np.ndarray]], layers: Seque
                 for method in methods:
                     v = fit_direction(x, y, method)
                     if np.linalg.norm(v) > 0:
-                        out.append(Candidate(method, position, int(layer), v.astype(np.float32)))
+                        proj = x @ v
+                        sd = np.sqrt((proj[y > 0].var() + proj[y < 0].var()) / 2) or 1.0
+                        sep = float((proj[y > 0].mean() - proj[y < 0].mean()) / sd)
+                        out.append(Candidate(method, position, int(layer), v.astype(np.float32), sep))
     return out

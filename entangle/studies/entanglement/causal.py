@@ -110,7 +110,9 @@ class Causal:
         return cands
 
     def screen(self, cands: list[Candidate]) -> list[Screened]:
-        """Attribution estimate for all, exact ablation for the best few (and the best of each method)."""
+        """Attribution estimate for all; exact ablation for the best few by that estimate, the best of each method,
+        and per read position the difference-of-means direction that separates good from bad most (a candidate to
+        test, not a selection: the choice is made on the exact causal effect)."""
         moral_items = self.items(self.sel, moral=(-1, 1))
         M, effect = attribution_matrix(self.model, self.prompts(moral_items, ("moral",)), self.t1,
                                        batch_size=max(4, self.cfg.batch_size // 4), cache_dir=self.cfg.cache_dir)
@@ -123,7 +125,13 @@ class Causal:
             best = next((i for i in order if cands[i].method == method), None)
             if best is not None and best not in chosen:
                 chosen.append(best)
-        prompts = self.prompts(self.items(self.sel, moral=(-1, 1), economic=(-1, 1)))
+        for position in dict.fromkeys(c.position for c in cands):
+            dom = [i for i in order if cands[i].method == "dom" and cands[i].position == position]
+            if dom:
+                best = max(dom, key=lambda i: cands[i].separation)
+                if best not in chosen:
+                    chosen.append(best)
+        prompts = self.prompts(self.items(self.sel[: self.cfg.exact_frames], moral=(-1, 1), economic=(-1, 1)))
         before = self.ex.baseline(prompts)
         out = []
         for i in chosen:
@@ -134,7 +142,8 @@ class Causal:
             out.append(Screened(c, float(est[i]), k["moral"], econ, gram, loss, self.filters.ok(econ, gram, loss)))
             log.info("exact %s: moral kept %.2f (estimated %.2f), loss %+.3f", c.label, k["moral"].kept, est[i], loss)
         table = pd.DataFrame([{"method": c.method, "position": c.position, "layer": c.layer, "estimated_kept": e,
-                               "energy_share": s, "screened_out": s > self.cfg.max_energy_share}
+                               "separation": c.separation, "energy_share": s,
+                               "screened_out": s > self.cfg.max_energy_share}
                               for c, e, s in zip(cands, est, energy, strict=True)])
         self.ex.save_table("candidates", table)
         self.ex.save_table("selection", screened_table(out))

@@ -72,6 +72,7 @@ class RunConfig:
     selection_frames: int = 16          # frames the candidates are fitted and selected on (every k-th frame)
     n_exact: int = 4                    # candidates confirmed by exact ablation (plus the best of each method)
     max_energy_share: float = 0.05      # pre-screen: candidates carrying more of the residual energy are not tried
+    exact_frames: int = 8               # selection frames the exact ablations of candidates run on
     kept_threshold: float = 0.5         # positive control: held-out moral effect kept, upper interval end <= this
     n_null: int = 99                    # draws per null (variance-matched, shuffled-label): p can reach 0.01
     null_frames: int = 4                # held-out frames of the null control subset
