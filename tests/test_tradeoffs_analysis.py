@@ -6,9 +6,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from entangle.analysis.decorrelate import decorrelate, gram_schmidt, hsic_probes, leace_directions, weight_hsic
-from entangle.analysis.pareto import hypervolume, hypervolume_2d, hypervolume_pymoo, pareto_mask
-from entangle.analysis.subspaces import hsic, interference, linear_cka, principal_angles, value_subspace
+from entangle.analysis.decorrelate import (
+    decorrelate,
+    gram_schmidt,
+    hsic_probes,
+    leace_directions,
+    weight_hsic,
+)
+from entangle.analysis.pareto import (
+    hypervolume,
+    hypervolume_2d,
+    hypervolume_pymoo,
+    pareto_mask,
+)
+from entangle.analysis.subspaces import (
+    hsic,
+    interference,
+    linear_cka,
+    principal_angles,
+    value_subspace,
+)
 
 
 def test_pareto_mask_on_a_planted_set():

@@ -103,7 +103,7 @@ def tiny_run(tiny, tmp_path_factory):
 
 
 def test_study_on_the_tiny_model(tiny_run):
-    folder, result, _, cfg = tiny_run
+    folder, _result, _, cfg = tiny_run
     m = folder.metrics()["tradeoffs"]
     assert set(m["positive_control"]) == set(cfg.values)
     assert {r["method"] for r in m["hypervolume"]} == set(cfg.methods)
@@ -124,7 +124,7 @@ def test_study_resumes_from_its_cache(tiny_run, monkeypatch):
     """A second run with the same cache scores nothing again (every setting is read back) and agrees."""
     from entangle.studies.tradeoffs import evaluate, run
 
-    folder, result, ctx, cfg = tiny_run
+    _folder, result, ctx, cfg = tiny_run
     monkeypatch.setattr(evaluate, "text_loss", lambda *a, **k: pytest.fail("scored again despite the cache"))
     again = run(ctx, cfg)
     pd.testing.assert_frame_equal(again.tables["tradeoffs/points"], result.tables["tradeoffs/points"])

@@ -53,7 +53,7 @@ def tradeoff(
     """Value subspaces and their interference per layer (cosines, principal angles, CKA, HSIC), decorrelated
     directions (Gram–Schmidt, LEACE, HSIC-penalised probes), multi-value steering over convex, box and extrapolated
     grids, Pareto sets and hypervolume against the unsteered model (MVA's claims in activation space)."""
-    from entangle.studies.tradeoffs import Config, load_neutral, load_value_texts  # noqa: PLC0415
+    from entangle.studies.tradeoffs import Config, load_neutral, load_value_texts
 
     cfg = Config.fine() if fine else Config()
     over: dict = {}
@@ -84,11 +84,11 @@ def tradeoff(
 
 
 def _run(cfg, model: str, out: Path, seed: int, batch_size: int, cache_dir: Path, device: str) -> None:
-    from entangle.models import load_model  # noqa: PLC0415
-    from entangle.report import build_report  # noqa: PLC0415
-    from entangle.runfolder import RunFolder  # noqa: PLC0415
-    from entangle.studies.base import StudyContext  # noqa: PLC0415
-    from entangle.studies.tradeoffs import run  # noqa: PLC0415
+    from entangle.models import load_model
+    from entangle.report import build_report
+    from entangle.runfolder import RunFolder
+    from entangle.studies.base import StudyContext
+    from entangle.studies.tradeoffs import run
 
     t0 = time.perf_counter()
     lm = load_model(model, device=device)

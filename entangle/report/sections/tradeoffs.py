@@ -103,7 +103,7 @@ def frontier_figure(points: pd.DataFrame, frontier: list[str], methods: list[str
                                      showlegend=i == 1), row=1, col=i)
         fig.update_xaxes(title_text=f"gain on {a}", row=1, col=i)
     fig.update_yaxes(title_text=f"gain on {b}", row=1, col=1)
-    return fig.update_layout(height=440)
+    return fig.update_layout(height=480, legend={"orientation": "h", "y": -0.25, "x": 0})
 
 
 def render(folder: RunFolder, metrics: dict[str, Any]) -> str:
@@ -113,10 +113,10 @@ def render(folder: RunFolder, metrics: dict[str, Any]) -> str:
         if key not in t:
             raise RunFolderError(folder.metrics_path, None, f"tradeoffs.{key}", "missing")
     frontier, methods = list(t["frontier"]), list(t["efficacy"])
-    parts = [f"<p>Steering at layer {int(t['layer'])} with Σ ω<sub>i</sub>·α·σ·d<sub>i</sub> (α = "
+    parts = [(f"<p>Steering at layer {int(t['layer'])} with Σ ω<sub>i</sub>·α·σ·d<sub>i</sub> (α = "
              f"{escape(num(t['alpha']))}, σ = {escape(num(t.get('sigma')))}); frontier values: "
              f"{escape(', '.join(frontier))}. Readout: {escape(str(t.get('readout')))}. Intervals: "
-             f"{escape(str(t.get('n_boot')))} resamples of {escape(str(t.get('resampling_unit')))}.</p>"]
+             f"{escape(str(t.get('n_boot')))} resamples of {escape(str(t.get('resampling_unit')))}.</p>")]
     pc = t["positive_control"]
     parts.append("<h3>Positive control and own-value efficacy</h3>")
     if not t.get("positive_control_passes"):

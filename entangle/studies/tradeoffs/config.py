@@ -67,9 +67,10 @@ class Config:
     @classmethod
     def fine(cls, **kw: object) -> Config:
         """The finer grid: box levels every 0.25, convex step 0.25, extrapolation for every method, 24 held-out
-        pairs and 24 neutral texts (several times the default's model passes)."""
-        base = dict(box_levels=(0.0, 0.25, 0.5, 0.75, 1.0), convex_step=0.25, extrapolate_all=True, n_heldout=24,
-                    n_neutral=24, interference_every=1, interference_boot=200)
+        pairs and 24 neutral texts, interference at every layer with 200 resamples (several times the default's
+        model passes)."""
+        base = {"box_levels": (0.0, 0.25, 0.5, 0.75, 1.0), "convex_step": 0.25, "extrapolate_all": True,
+                "n_heldout": 24, "n_neutral": 24, "interference_every": 1, "interference_boot": 200}
         return cls(**{**base, **kw})
 
     @property
@@ -119,7 +120,7 @@ def method_points(cfg: Config, method: str) -> list[tuple[float, ...]]:
     """The ω evaluated for one method: the convex grid, the box levels' product and, for the raw directions (or all
     with `extrapolate_all`), the extrapolation bounds added to the levels; the unsteered ω = 0 is left out."""
     m = len(cfg.frontier_values)
-    n = int(round(1 / cfg.convex_step))
+    n = round(1 / cfg.convex_step)
     convex = {tuple(c * cfg.convex_step for c in combo) for combo in itertools.product(range(n + 1), repeat=m)
               if sum(combo) == n}
     levels = set(cfg.box_levels)
