@@ -118,6 +118,13 @@ def test_study_on_the_tiny_model(tiny_run):
     assert d.loc[("gram_schmidt", "economic"), "cos_moral"] == pytest.approx(0.0, abs=1e-9)
     assert d.loc[("gram_schmidt", "moral"), "cos_raw"] == pytest.approx(1.0)
     json.dumps(m, allow_nan=False)  # strict JSON
+    from entangle.directions import load_direction
+
+    assert len(folder.directions()) == 2 * len(cfg.methods) * len(cfg.values)  # safetensors + JSON sidecar
+    gs = load_direction(folder.path / "directions" / "tradeoffs_gram_schmidt_economic.safetensors")
+    assert gs.layers == [cfg.layer] and gs.meta["alpha_calibration"]["alpha"] == cfg.alpha
+    assert abs(float(gs.vectors[0] @ load_direction(folder.path / "directions" / "tradeoffs_gram_schmidt_moral"
+                                                    ".safetensors").vectors[0])) < 1e-5
 
 
 def test_study_resumes_from_its_cache(tiny_run, monkeypatch):

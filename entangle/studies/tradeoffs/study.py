@@ -10,6 +10,7 @@ hypervolume against the unsteered model.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import asdict
@@ -19,7 +20,12 @@ import pandas as pd
 
 from entangle.analysis.decorrelate import decorrelate, weight_hsic
 from entangle.analysis.subspaces import cosine, interference
-from entangle.directions import load_direction
+from entangle.directions import (
+    Direction,
+    direction_meta,
+    load_direction,
+    save_direction,
+)
 from entangle.engine import text_activations
 from entangle.files import InputError, clean_json
 from entangle.interventions import residual_scale
@@ -112,6 +118,7 @@ def run(ctx: StudyContext, cfg: Config | None = None) -> StudyResult:
                                   cfg.values if m == "none" else tuple(dict.fromkeys([*frontier, v])))
                for m in cfg.methods for v in cfg.values}
     effects = cross_effects(cfg.values, base, singles, cfg.n_boot, ctx.seed + 1)
+    _export(ctx, cfg, texts, dirs, sigma, effects)
     points = [Point("unsteered", tuple([0.0] * len(frontier)), base)]
     for m in cfg.methods:
         for omega in method_points(cfg, m):
@@ -145,6 +152,24 @@ def run(ctx: StudyContext, cfg: Config | None = None) -> StudyResult:
     tables = {f"{NAME}/interference": inter, f"{NAME}/directions": directions, f"{NAME}/cross_effects": effects,
               f"{NAME}/points": ptable, f"{NAME}/hypervolume": hv_table, f"{NAME}/comparisons": comparisons}
     return StudyResult(NAME, {NAME: clean_json(metrics)}, tables, seconds)
+
+
+def _export(ctx: StudyContext, cfg: Config, texts: dict, dirs: dict[str, dict[str, np.ndarray]], sigma: float,
+            effects: pd.DataFrame) -> None:
+    """directions/tradeoffs_<method>_<value>.safetensors: every method's unit direction at the steering layer, with
+    its α calibration (vector = ω·α·σ·d) and own-value effect at ω = 1 in the metadata."""
+    own = effects[effects["own"]].set_index(["method", "steered"])
+    for m, dm in dirs.items():
+        for v, d in dm.items():
+            sha = hashlib.sha256("\x00".join(texts[v].train_expressing + texts[v].train_rejecting).encode()).hexdigest()
+            calib = {"vector": "omega * alpha * sigma * unit direction, added at the residual layer (all positions)",
+                     "alpha": cfg.alpha, "sigma": sigma, "llamacpp_scale_per_alpha": sigma}
+            meta = direction_meta(ctx.model.info, kind=v, method=f"tradeoffs_{m}", layers=[cfg.layer],
+                                  position="mean", stimuli_sha256=sha,
+                                  cv_metrics={"own_effect_at_omega_1": [float(own.loc[(m, v), "estimate"])]},
+                                  extra={"alpha_calibration": calib, "study": NAME, "decorrelation": m})
+            save_direction(Direction(d[None, :], [cfg.layer], v, f"tradeoffs_{m}", meta),
+                           ctx.folder.path / "directions" / f"tradeoffs_{m}_{v}.safetensors")
 
 
 def _metrics(cfg: Config, sigma: float, inter: pd.DataFrame, directions: pd.DataFrame, effects: pd.DataFrame,
