@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from entangle.cli.app import CacheOpt, DeviceOpt, ModelOpt, app, say
+from entangle.cli.app import CacheOpt, DeviceOpt, ModelOpt, app, quiet_hf, say
 from entangle.files import InputError
-from entangle.models import quiet_libraries
 
 
 def _alphas(text: str) -> tuple[float, ...]:
@@ -47,7 +46,7 @@ def svo(
 
     Example: entangle svo --out runs/svo --n-perm 3
     """
-    quiet_libraries()
+    quiet_hf()
     import time
     from datetime import UTC, datetime
 
