@@ -186,7 +186,8 @@ def capture(
     return ActivationSet.load(entry.dir)
 
 
-def choose_style(model: LoadedModel, stimuli: StimulusSet, n_frames: int = 6, batch_size: int = 16) -> tuple[str, dict[str, Any]]:
+def choose_style(model: LoadedModel, stimuli: StimulusSet, n_frames: int = 6, batch_size: int = 16,
+                 cache_dir: str | Path | None = None) -> tuple[str, dict[str, Any]]:
     """Pick the judgement readout that works on this model: the one separating moral good from bad items better.
 
     Calibration uses the first `n_frames` frames' moral-good and moral-bad items (economic none, well-formed),
@@ -199,7 +200,8 @@ def choose_style(model: LoadedModel, stimuli: StimulusSet, n_frames: int = 6, ba
     evidence: dict[str, Any] = {"n_items": len(items)}
     for style in ("cloze", "likert"):
         tmpls = builtin_templates(style, ["moral"], 1)
-        vals = measure(model, build_prompts(items, tmpls, model.tokenizer), tmpls, batch_size=batch_size)["readout"]
+        vals = measure(model, build_prompts(items, tmpls, model.tokenizer), tmpls, batch_size=batch_size,
+                       cache_dir=cache_dir)["readout"]
         v = vals.to_numpy()
         evidence[style] = {"separation": standardised_separation(v, labels), "mean": float(v.mean()),
                            "sd": float(v.std()), "good_minus_bad": float(v[labels > 0].mean() - v[labels < 0].mean())}

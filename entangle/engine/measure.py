@@ -80,9 +80,12 @@ def measure(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequence[Templ
 
 
 def text_loss(model: LoadedModel, texts: Sequence[str], *, batch_size: int = 32,
-              intervention: Intervention | None = None) -> Float[np.ndarray, " n"]:
-    """Mean per-token negative log-likelihood (nats) of each text, with an intervention if given."""
-    df = measure(model, text_prompts(texts), [TEXT_TEMPLATE], batch_size=batch_size, intervention=intervention)
+              intervention: Intervention | None = None, cache_dir: str | Path | None = None,
+              intervention_key: str | None = None) -> Float[np.ndarray, " n"]:
+    """Mean per-token negative log-likelihood (nats) of each text, with an intervention if given (cached like
+    `measure` when a cache folder and, for an intervention, its key are given)."""
+    df = measure(model, text_prompts(texts), [TEXT_TEMPLATE], batch_size=batch_size, intervention=intervention,
+                 cache_dir=cache_dir, intervention_key=intervention_key)
     return -df["sentence_logprob"].to_numpy(dtype=np.float64)
 
 

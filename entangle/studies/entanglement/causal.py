@@ -84,10 +84,11 @@ class Causal:
                        desc=f"ablate {tag}")
 
     def loss_delta(self, vector: np.ndarray) -> float:
-        texts = self.ex.neutral_texts()
-        base = float(text_loss(self.model, texts, batch_size=self.cfg.batch_size).mean())
-        return float(text_loss(self.model, texts, batch_size=self.cfg.batch_size,
-                               intervention=ablation_of(self.model, vector)).mean()) - base
+        """Change in mean per-token loss on neutral text when `vector` is projected out everywhere (cached)."""
+        texts, cache, bs = self.ex.neutral_texts(), self.cfg.cache_dir, self.cfg.batch_size
+        base = float(text_loss(self.model, texts, batch_size=bs, cache_dir=cache).mean())
+        return float(text_loss(self.model, texts, batch_size=bs, intervention=ablation_of(self.model, vector),
+                               cache_dir=cache, intervention_key=f"ablate-all:{array_hash(vector)}").mean()) - base
 
     def grammar_key(self) -> str:
         """The grammatical contrast that responds to grammar on this model (cloze if valid, else log-prob)."""

@@ -127,7 +127,7 @@ class Experiment:
         """Choose the readout that works on this model, then capture (or read from the cache)."""
         cfg = self.cfg
         if cfg.readout == "auto":
-            style, evidence = choose_style(self.model, self.stimuli, batch_size=cfg.batch_size)
+            style, evidence = choose_style(self.model, self.stimuli, batch_size=cfg.batch_size, cache_dir=cfg.cache_dir)
         else:
             style, evidence = cfg.readout, {"reason": f"set by the user (--readout {cfg.readout})"}
         log.info("readout: %s (%s)", style, evidence.get("reason"))
