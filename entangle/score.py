@@ -15,13 +15,15 @@ import pandas as pd
 
 from entangle.directions import Direction, check_compatible
 from entangle.engine.runner import Runner
-from entangle.engine.tokens import make_batches
+from entangle.engine.tokens import group_batches
 from entangle.files import InputError
 from entangle.models import LoadedModel
 from entangle.prompts import CLOZE_TEMPLATES, LIKERT_TEMPLATES, build_prompts
 from entangle.stimuli import KINDS, Item
 
-POSITION_RULES = {"last_prompt_token": "last", "judged_sentence_mean": "judged_mean"}
+POSITION_RULES = {"last_prompt_token": "last", "judged_sentence_mean": "judged_mean",
+                  **{name: name for name in ("last", "judged_mean", "judged_last")}}
+"""A direction's recorded position -> the engine's read position (older sidecars use the long names)."""
 
 
 class TextsError(InputError):
@@ -79,35 +81,48 @@ def _items(texts: list[str]) -> list[Item]:
                  judged_start=0, judged_end=len(t)) for i, t in enumerate(texts)]
 
 
-def score_texts(model: LoadedModel, direction: Direction, texts: list[str], batch_size: int = 32) -> pd.DataFrame:
-    """Per text: projection onto the direction at each of its layers (mean over the direction's kind's templates)
-    and the judgement readout of every kind (template mean), plus the per-token log-prob of the text."""
+def score_texts(model: LoadedModel, direction: Direction, texts: list[str], batch_size: int = 32,
+                readouts: bool = False) -> pd.DataFrame:
+    """Per text: projection onto the direction at each of its layers (mean over the direction's own templates), the
+    per-token log-prob of the text, and with `readouts` the judgement readout of every kind (template mean).
+
+    Only what is asked runs: without `readouts`, just the direction's own templates (one of them for a sentence
+    position, whose activations every template shares); each text's sentence runs once (shared prefix).
+
+    >>> score_texts(model, load_direction("runs/x/directions/moral_causal.safetensors"), ["She kept the wallet."])  # doctest: +SKIP
+    """
     check_compatible(direction, model.info)
     meta = direction.meta
-    position = POSITION_RULES.get(meta.get("position", "last_prompt_token"), "last")
+    recorded = meta.get("position", "last_prompt_token")
+    if recorded not in POSITION_RULES:
+        raise InputError(None, None, "position", f"the direction was read at {recorded!r}, which a free text does not "
+                                                 f"have (scorable: {', '.join(sorted(POSITION_RULES))})")
+    position = POSITION_RULES[recorded]
     style = meta.get("prompt_style", "cloze")
     pool = [t for t in (CLOZE_TEMPLATES if style == "cloze" else LIKERT_TEMPLATES) if t.kind in KINDS]
+    own = [t for t in pool if t.id in set(meta.get("templates") or [])] or [t for t in pool if t.kind == direction.kind]
+    used = pool if readouts else (own[:1] if position != "last" else own)
     items = _items(texts)
-    prompts = build_prompts(items, pool, model.tokenizer)
-    runner = Runner(model, prompts, pool, bos=meta.get("bos_policy"))
+    prompts = build_prompts(items, used, model.tokenizer)
+    runner = Runner(model, prompts, used, bos=meta.get("bos_policy"))
     n, layers = len(prompts), list(direction.layers)
     proj = np.full((n, len(layers)), np.nan)
     readout = np.full(n, np.nan)
     logprob = np.full(n, np.nan)
-    own = {t.id for t in pool if t.id in set(meta.get("templates") or [])} or {t.id for t in pool if t.kind == direction.kind}
-    for idx in make_batches(runner.lengths(), batch_size):
+    for idx in group_batches(runner.encoded, batch_size):
         out = runner.run(idx, [position], layers)
         readout[idx], logprob[idx] = out.readout, out.logprob
         proj[idx] = np.einsum("bld,ld->bl", out.acts[position].astype(np.float64), direction.vectors.astype(np.float64))
     df = pd.DataFrame({"item": [p.item_id for p in prompts], "kind": [p.kind for p in prompts],
                        "template": [p.template_id for p in prompts], "readout": readout, "logprob": logprob})
     result = pd.DataFrame({"text_id": [it.id for it in items], "text": texts})
-    mine = np.array([p.template_id in own for p in prompts])
+    mine = np.array([p.template_id in {t.id for t in own} for p in prompts])
     for j, layer in enumerate(layers):
         per_text = pd.Series(proj[mine, j]).groupby(df.item[mine].to_numpy()).mean()
         result[f"projection_L{layer}"] = per_text.reindex(result.text_id).to_numpy()
-    for kind in KINDS:
-        sel = df.kind == kind
-        result[f"{style}_{kind}"] = df[sel].groupby("item").readout.mean().reindex(result.text_id).to_numpy()
+    if readouts:
+        for kind in KINDS:
+            sel = df.kind == kind
+            result[f"{style}_{kind}"] = df[sel].groupby("item").readout.mean().reindex(result.text_id).to_numpy()
     result["logprob_per_token"] = df.groupby("item").logprob.mean().reindex(result.text_id).to_numpy()
     return result

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         d = load_direction(args.direction)
         texts = read_texts(args.texts, args.column)
         lm = load_model(args.model or d.meta["model"], device=args.device)
-        df = score_texts(lm, d, texts, batch_size=args.batch_size)
+        df = score_texts(lm, d, texts, batch_size=args.batch_size, readouts=True)
     except (DirectionError, TextsError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

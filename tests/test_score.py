@@ -29,7 +29,10 @@ def test_score_equals_capture_on_the_same_text(tiny, tmp_path):
                           templates=[t.id for t in templates("cloze", ["moral"])], extra={"prompt_style": "cloze"})
     path = tmp_path / "moral.safetensors"
     save_direction(Direction(vecs, layers, "moral", "logistic", meta), path)
-    scored = score_texts(tiny, load_direction(path), [it.text for it in items])
+    scored = score_texts(tiny, load_direction(path), [it.text for it in items], readouts=True)
+    only = score_texts(tiny, load_direction(path), [it.text for it in items])  # projections only: own templates
+    assert "cloze_economic" not in only.columns
+    assert np.allclose(only.filter(like="projection").to_numpy(), scored.filter(like="projection").to_numpy(), atol=1e-5)
     for row, item in zip(scored.itertuples(index=False), items, strict=True):
         sel = acts.rows("moral")
         sel = sel[acts.prompts.item_id.to_numpy()[sel] == item.id]

@@ -205,8 +205,9 @@ def score(
     model: Annotated[str | None, typer.Option("--model", "-m", help="default: the model recorded in the direction")] = None,
     device: DeviceOpt = "cpu",
     force: ForceOpt = False,
+    readouts: Annotated[bool, typer.Option(help="also read every kind's judgement (runs all nine templates)")] = False,
 ) -> None:
-    """Project texts onto a direction (per layer) and read out every kind's judgement, as the stimuli were."""
+    """Project texts onto a direction (per layer), as the stimuli were; --readouts adds every kind's judgement."""
     from entangle.directions import load_direction, sidecar_path  # noqa: PLC0415
     from entangle.files import InputError, atomic_write  # noqa: PLC0415
 
@@ -221,7 +222,7 @@ def score(
     from entangle.models import load_model  # noqa: PLC0415
     from entangle.score import score_texts  # noqa: PLC0415
 
-    df = score_texts(load_model(model, device=device), d, items)
+    df = score_texts(load_model(model, device=device), d, items, readouts=readouts)
     atomic_write(out, lambda p: df.to_csv(p, index=False))
     say(f"scored {len(df)} texts -> {out}")
 
