@@ -237,7 +237,7 @@ def run(
     readout: Annotated[str, typer.Option(help="auto | cloze | likert")] = "auto",
     position: Annotated[str, typer.Option(help="last | judged_mean")] = "last",
     n_null: Annotated[int, typer.Option(help="draws per null control (99: p can reach 0.01)")] = 99,
-    control_frames: Annotated[int, typer.Option(help="held-out frames for the control directions and steering")] = 12,
+    control_frames: Annotated[int, typer.Option(help="held-out frames for the control directions and steering")] = 8,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples over frames")] = 1000,
     seed: int = 0,
     batch_size: Annotated[int, typer.Option(help="prompts per forward pass")] = 64,

@@ -77,8 +77,9 @@ class RunConfig:
     n_null: int = 99                    # draws per null (variance-matched, shuffled-label): p can reach 0.01
     null_frames: int = 4                # held-out frames of the null control subset
     null_rows: int = 256                # prompt rows per forward pass in the null draws
-    control_frames: int = 12            # held-out frames for the control directions, LEACE and steering
+    control_frames: int = 8             # held-out frames for the control directions, LEACE and steering
     steer_alphas: tuple[float, ...] = (-1.0, -0.5, 0.5, 1.0)
+    patch_frames: int = 4               # held-out frames whose good/bad pairs are patched (6 pairs each)
     patch_layer_step: int = 3           # patching map: every k-th layer
     patch_exact_pairs: int = 4          # pairs patched exactly, to check the attribution map
     studies: tuple[str, ...] = ("entanglement",)  # add "valueflow", "svo", "tradeoffs" to run them into the folder
@@ -326,7 +327,7 @@ class Experiment:
         self.metrics["ablation"] = abl
         self.metrics["steering"] = {"moral": steering(cz, chosen)}
         self.save_direction_of(chosen.candidate)
-        self.metrics["patching"] = patching(self, cz.held[: self.cfg.control_frames])
+        self.metrics["patching"] = patching(self, cz.held[: self.cfg.patch_frames])
         self.metrics["entanglement"]["embedding"] = embedding_level(self)
 
     def save_direction_of(self, c: Candidate) -> None:
