@@ -181,8 +181,9 @@ def test_repair_and_nulls_run_end_to_end_on_the_tiny_model(tiny, tmp_path):
     ex.run_probes()
     ex.run_behavioural()
     cz = Causal(ex)
+    cz.filters = Filters(max_loss_delta=1e9, min_other_kept=-1e9)  # a random model: open the filters too
     chosen = select(cz.screen(cz.candidates()))
-    assert cz.positive_control(chosen)["passed"]  # threshold forced open
+    assert cz.positive_control(chosen)["passed"]  # threshold and filters forced open
     ex.metrics["entanglement"]["validity"]["cells"] = {"cloze.moral_to_economic": {"valid": True}}
     summary, valid = cz.repair(chosen)
     assert valid == ["economic"] and "moral_to_economic" in summary["cells"]
