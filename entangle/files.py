@@ -12,7 +12,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +135,25 @@ def read_json(path: str | Path, *, expect: type = dict) -> Any:
     if not isinstance(obj, expect):
         raise InputError(path, 1, None, f"expected a JSON {expect.__name__}, got {type(obj).__name__}")
     return obj
+
+
+def jsonl_records(path: str | Path, text: str | None = None, error: type[InputError] = InputError
+                  ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, object) for every non-blank line of a JSONL file; a malformed line raises `error` naming file:line.
+
+    Lazy, so a caller's own field checks surface in file order; `text` skips reading when the caller has it."""
+    path = Path(path)
+    if text is None:
+        if not path.is_file():
+            raise error(path, None, None, "file not found")
+        text = path.read_text(encoding="utf-8")
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(path, lineno, None, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise error(path, lineno, None, f"expected a JSON object, got {type(record).__name__}")
+        yield lineno, record

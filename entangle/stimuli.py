@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
-from entangle.files import InputError
+from entangle.files import InputError, jsonl_records
 from entangle.schema import DATA_DIR, FACTOR_LEVELS, KINDS
 
 if TYPE_CHECKING:
@@ -171,20 +171,6 @@ def _decode(path: Path, data: bytes) -> str:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise StimulusError(path, line, None, f"invalid UTF-8 (byte 0x{data[exc.start]:02x} at byte {column} "
                                               "of the line); save the file as UTF-8") from None
-
-
-def _read_jsonl(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, record) for every non-blank line of a JSONL file, lazily so errors surface in file order."""
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise StimulusError(path, lineno, None, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
-        if not isinstance(record, dict):
-            raise StimulusError(path, lineno, None, f"expected a JSON object, got {type(record).__name__}")
-        yield lineno, record
 
 
 def _read_csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -363,7 +349,7 @@ def load_stimuli(path: str | Path | None = None, require_full_factorial: bool = 
     if suffix not in (".jsonl", ".ndjson", ".csv"):
         raise StimulusError(p, None, None, f"unsupported file type {suffix or '(none)'!r}; use .jsonl or .csv")
     text = _decode(p, p.read_bytes())
-    records = () if not text.strip() else _read_csv(p, text) if suffix == ".csv" else _read_jsonl(p, text)
+    records = () if not text.strip() else _read_csv(p, text) if suffix == ".csv" else jsonl_records(p, text, StimulusError)
     items: list[Item] = []
     lines: list[int] = []
     first_seen: dict[str, int] = {}

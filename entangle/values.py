@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from entangle.files import InputError
+from entangle.files import InputError, jsonl_records
 
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 VALUES_DIR = REPO_DATA / "values"
@@ -72,23 +72,6 @@ def _text(obj: dict[str, Any], key: str, path: Path, line: int | None) -> str:
     return v.strip()
 
 
-def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise InputError(path, None, None, "file not found")
-    rows = []
-    for i, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, i, None, f"malformed JSON: {exc.msg}") from None
-        if not isinstance(obj, dict):
-            raise InputError(path, i, None, "expected a JSON object")
-        rows.append((i, obj))
-    return rows
-
-
 def _unique(path: Path, rows: list[tuple[int, str]]) -> None:
     seen: set[str] = set()
     for line, key in rows:
@@ -99,7 +82,7 @@ def _unique(path: Path, rows: list[tuple[int, str]]) -> None:
 
 def load_pairs(path: Path, min_pairs: int = MIN_PAIRS) -> tuple[Pair, ...]:
     """Contrast pairs from a JSONL file (`id`, `expressing`, `rejecting`), at least `min_pairs` of them."""
-    rows = _jsonl(path)
+    rows = list(jsonl_records(path))
     pairs = tuple(Pair(_text(o, "id", path, i), _text(o, "expressing", path, i), _text(o, "rejecting", path, i))
                   for i, o in rows)
     _unique(path, [(i, p.id) for (i, _), p in zip(rows, pairs, strict=True)])
@@ -119,7 +102,7 @@ def check_anchor_panel(anchors: Sequence[Anchor], path: Path | None = None) -> N
 
 def load_anchors(path: Path) -> tuple[Anchor, ...]:
     """Anchor panel from a JSONL file (`id`, `intensity` in [-10, 10], `text`)."""
-    rows = _jsonl(path)
+    rows = list(jsonl_records(path))
     out = []
     lo, hi = INTENSITY_RANGE
     for i, o in rows:
@@ -170,7 +153,7 @@ def load_values(ids: Sequence[str] | None = None, root: str | Path = VALUES_DIR)
 def load_queries(path: str | Path = VALUES_DIR / "queries.jsonl") -> list[tuple[str, str]]:
     """(id, text) of the everyday queries the steered model answers."""
     path = Path(path)
-    rows = _jsonl(path)
+    rows = list(jsonl_records(path))
     out = [(_text(o, "id", path, i), _text(o, "text", path, i)) for i, o in rows]
     _unique(path, [(i, q[0]) for (i, _), q in zip(rows, out, strict=True)])
     if not out:

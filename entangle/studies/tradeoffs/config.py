@@ -8,14 +8,13 @@ lie in it, so they nest: convex (Σω = 1, ω >= 0) ⊂ box [0, 1] ⊂ extrapola
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from entangle.analysis.decorrelate import METHODS
-from entangle.files import InputError
+from entangle.files import InputError, jsonl_records
 
 NAME = "tradeoffs"
 ROOT = Path(__file__).resolve().parents[3]
@@ -150,13 +149,7 @@ def load_value_texts(value: str, n_train: int, n_heldout: int, root: str | Path 
         have = sorted(p.name for p in Path(root).iterdir() if (p / "pairs.jsonl").is_file()) if Path(root).is_dir() else []
         raise InputError(path, None, "values", f"no such value {value!r}; available: {', '.join(have) or 'none'}")
     pairs = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, i, None, f"not JSON: {exc.msg}") from None
+    for i, row in jsonl_records(path):
         for key in ("expressing", "rejecting"):
             if not isinstance(row.get(key), str) or not row[key].strip():
                 raise InputError(path, i, key, "missing or empty text")
