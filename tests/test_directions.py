@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from entangle import __version__
-from entangle.directions.direction import (
-    SIGN_CONVENTION,
+from entangle.directions import (
     Direction,
     DirectionError,
     check_compatible,
@@ -23,6 +22,7 @@ from entangle.directions.direction import (
     save_direction,
     sidecar_path,
 )
+from entangle.directions.direction import SIGN_CONVENTION
 from entangle.models import ModelInfo
 
 D = 16

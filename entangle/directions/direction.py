@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from entangle.files import InputError, atomic_write, atomic_write_many
+from entangle.files import InputError
 from entangle.hookpoints import resid_hook
 from entangle.models import ModelInfo
 
@@ -61,12 +61,6 @@ SIGN_CONVENTION = "positive = good on the direction's kind (projection of good i
 FORMAT_VERSION = 1
 FORMATS = ("safetensors", "npz", "pt", "gguf")
 
-GGUF_ARCH = "controlvector"
-GGUF_KEY_MODEL_HINT = "controlvector.model_hint"
-GGUF_KEY_LAYER_COUNT = "controlvector.layer_count"
-GGUF_KEY_META = "entangle.meta"
-GGUF_KEY_LAYERS = "entangle.layers"
-GGUF_KEY_EXTRA_LAYER = "entangle.layer."  # + residual layer number, for rows llama.cpp cannot apply
 SAFETENSORS_META_KEY = "entangle"
 
 
@@ -81,28 +75,6 @@ class DirectionError(InputError):
 
     def __reduce__(self):  # picklable with its one-argument init
         return (type(self), (self.message,))
-
-
-# ----------------------------------------------------------------------------------------------- mapping
-
-
-def llamacpp_index(layer: int) -> int | None:
-    """llama.cpp control-vector index N (``direction.N``) for residual layer `layer`, or None if not representable.
-
-    ``direction.N`` is added to the output of block N (0-based), N >= 1; our layer l is the output of
-    block l-1, so N = l-1; layers 0 and 1 have no control-vector slot.
-    """
-    if layer < 0:
-        raise ValueError(f"layer must be >= 0, got {layer}")
-    n = layer - 1
-    return n if n >= 1 else None
-
-
-def layer_from_llamacpp_index(n: int) -> int:
-    """Residual layer number whose activation ``direction.N`` is added to (inverse of `llamacpp_index`)."""
-    if n < 1:
-        raise ValueError(f"llama.cpp control-vector indices start at 1, got {n}")
-    return n + 1
 
 
 # ----------------------------------------------------------------------------------------------- JSON
@@ -314,102 +286,6 @@ def check_compatible(direction: Direction, model_info: ModelInfo) -> None:
             UserWarning, stacklevel=2)
 
 
-# ----------------------------------------------------------------------------------------------- writing
-
-
-def _resolve_format(path: Path, fmt: str | None) -> tuple[Path, str]:
-    suffix = path.suffix.lower().lstrip(".")
-    if fmt is None:
-        if suffix not in FORMATS:
-            raise DirectionError(
-                f"{path}: cannot infer the direction format from suffix {path.suffix!r}; "
-                f"use one of {', '.join('.' + f for f in FORMATS)} or pass fmt=")
-        return path, suffix
-    fmt = fmt.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise DirectionError(f"unknown direction format {fmt!r}; expected one of {FORMATS}")
-    if not path.suffix:
-        return path.with_name(path.name + "." + fmt), fmt
-    if suffix != fmt:
-        raise DirectionError(f"{path}: suffix {path.suffix!r} does not match fmt={fmt!r}")
-    return path, fmt
-
-
-def sidecar_path(path: str | Path) -> Path:
-    """The JSON sidecar that goes with a .safetensors direction file (``<stem>.json``)."""
-    return Path(path).with_suffix(".json")
-
-
-def save_direction(direction: Direction, path: str | Path, fmt: str | None = None) -> list[Path]:
-    """Write `direction` to `path` (format from the suffix, or `fmt`); return the files written.
-
-    .safetensors also writes the sidecar ``<stem>.json``. .gguf warns about (and leaves out of the
-    llama.cpp tensors) layers 0 and 1, which llama.cpp cannot apply; see the module docstring.
-    """
-    path, fmt = _resolve_format(Path(path), fmt)
-    meta_json = _dumps(direction.meta)
-    vectors = np.ascontiguousarray(direction.vectors, dtype=np.float32)
-    layers = np.asarray(direction.layers, dtype=np.int64)
-
-    if fmt == "safetensors":
-        from safetensors.numpy import save as st_save  # noqa: PLC0415
-
-        blob = st_save({"directions": vectors, "layers": layers}, metadata={SAFETENSORS_META_KEY: meta_json})
-        side = sidecar_path(path)
-        if side == path:
-            raise DirectionError(f"{path}: sidecar would overwrite the tensor file")
-        return atomic_write_many([(path, lambda tmp: tmp.write_bytes(blob)),
-                                  (side, lambda tmp: tmp.write_text(meta_json + "\n", encoding="utf-8"))])
-
-    if fmt == "npz":
-        def write_npz(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, directions=vectors, layers=layers, meta=np.array(meta_json))
-
-        return [atomic_write(path, write_npz)]
-
-    if fmt == "pt":
-        payload = {"directions": torch.from_numpy(vectors.copy()), "layers": list(direction.layers),
-                   "meta": json.loads(meta_json)}
-        return [atomic_write(path, lambda tmp: torch.save(payload, tmp))]
-
-    return [atomic_write(path, lambda tmp: _write_gguf(direction, vectors, meta_json, tmp))]
-
-
-def _write_gguf(direction: Direction, vectors: np.ndarray, meta_json: str, tmp: Path) -> None:
-    import gguf  # noqa: PLC0415
-
-    skipped = [layer for layer in direction.layers if llamacpp_index(layer) is None]
-    if skipped:
-        warnings.warn(
-            f"GGUF control vector: residual layer(s) {skipped} (embedding output / output of block 0) cannot be "
-            f"applied by llama.cpp (direction.N goes after block N, N >= 1); they are left out of the "
-            f"direction.* tensors and kept only as entangle metadata", UserWarning, stacklevel=3)
-    n_tensors = len(direction.layers) - len(skipped)
-    writer = gguf.GGUFWriter(str(tmp), arch=GGUF_ARCH)
-    try:
-        writer.add_string(GGUF_KEY_MODEL_HINT, str(direction.meta.get("model") or "unknown"))
-        writer.add_uint32(GGUF_KEY_LAYER_COUNT, n_tensors)
-        writer.add_string(GGUF_KEY_META, meta_json)
-        writer.add_key_value(GGUF_KEY_LAYERS, list(direction.layers), gguf.GGUFValueType.ARRAY,
-                             sub_type=gguf.GGUFValueType.INT64)
-        for i, layer in enumerate(direction.layers):
-            n = llamacpp_index(layer)
-            if n is None:
-                writer.add_key_value(f"{GGUF_KEY_EXTRA_LAYER}{layer}", [float(x) for x in vectors[i]],
-                                     gguf.GGUFValueType.ARRAY, sub_type=gguf.GGUFValueType.FLOAT32)
-            else:
-                writer.add_tensor(f"direction.{n}", vectors[i].copy())
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
-
-
-# ----------------------------------------------------------------------------------------------- reading
-
-
 def _need(path: Path, have: Any, keys: tuple[str, ...], what: str) -> None:
     missing = [k for k in keys if k not in have]
     if missing:
@@ -437,125 +313,3 @@ def _parse_json(path: Path, text: str, where: str) -> dict:
         return json.loads(text)
     except ValueError as e:
         raise DirectionError(f"{path}: {where} is not valid JSON: {e}") from e
-
-
-def load_direction(path: str | Path) -> Direction:
-    """Read a direction written by `save_direction` (or a foreign llama.cpp control-vector .gguf)."""
-    path = Path(path)
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix not in FORMATS:
-        raise DirectionError(
-            f"{path}: unknown direction file suffix {path.suffix!r}; expected one of "
-            f"{', '.join('.' + f for f in FORMATS)}")
-    if not path.is_file():
-        raise DirectionError(f"direction file not found: {path}")
-    try:
-        if suffix == "safetensors":
-            return _load_safetensors(path)
-        if suffix == "npz":
-            return _load_npz(path)
-        if suffix == "pt":
-            return _load_pt(path)
-        return _load_gguf(path)
-    except DirectionError:
-        raise
-    except Exception as e:  # corrupt or truncated file: say which one
-        raise DirectionError(f"{path}: cannot read {suffix} direction file: {type(e).__name__}: {e}") from e
-
-
-def _load_safetensors(path: Path) -> Direction:
-    from safetensors import safe_open  # noqa: PLC0415
-
-    with safe_open(str(path), framework="np") as f:
-        names = set(f.keys())
-        _need(path, names, ("directions", "layers"), "tensors")
-        vectors = f.get_tensor("directions")
-        layers = f.get_tensor("layers")
-        embedded = (f.metadata() or {}).get(SAFETENSORS_META_KEY)
-    side = sidecar_path(path)
-    if side.is_file():
-        meta = _parse_json(path, side.read_text(encoding="utf-8"), f"sidecar {side.name}")
-        if embedded is not None:
-            _check_sidecar_agrees(path, side, meta, _parse_json(path, embedded, "embedded metadata"))
-    elif embedded is not None:
-        meta = _parse_json(path, embedded, "embedded metadata")
-    else:
-        raise DirectionError(
-            f"{path}: no metadata: sidecar {side.name} is missing and the file has no "
-            f"__metadata__[{SAFETENSORS_META_KEY!r}]")
-    return _from_parts(path, vectors, layers, meta)
-
-
-SIDECAR_MUST_AGREE = ("kind", "method", "layers", "model", "weights_hash", "d_model", "position")
-"""Metadata a sidecar may not contradict in its safetensors file's embedded copy (it would win silently)."""
-
-
-def _check_sidecar_agrees(path: Path, side: Path, sidecar: Any, embedded: Any) -> None:
-    if not isinstance(sidecar, dict) or not isinstance(embedded, dict):
-        return  # _from_parts reports a non-object sidecar; a non-object embedded copy has nothing to contradict
-    for key in SIDECAR_MUST_AGREE:
-        if key in sidecar and key in embedded and sidecar[key] != embedded[key]:
-            raise DirectionError(
-                f"{side}: field '{key}': the sidecar says {sidecar[key]!r} but {path.name} itself says "
-                f"{embedded[key]!r}; the sidecar belongs to another direction (remove it or re-export)")
-
-
-def _load_npz(path: Path) -> Direction:
-    with np.load(path, allow_pickle=False) as z:
-        _need(path, z.files, ("directions", "layers", "meta"), "arrays")
-        vectors, layers, meta_json = z["directions"], z["layers"], str(z["meta"][()])
-    return _from_parts(path, vectors, layers, _parse_json(path, meta_json, "array 'meta'"))
-
-
-def _load_pt(path: Path) -> Direction:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict):
-        raise DirectionError(f"{path}: expected a dict with directions/layers/meta, got {type(payload).__name__}")
-    _need(path, payload, ("directions", "layers", "meta"), "entries")
-    vectors = payload["directions"]
-    if not isinstance(vectors, torch.Tensor):
-        raise DirectionError(f"{path}: 'directions' is not a tensor")
-    return _from_parts(path, vectors.detach().cpu().numpy(), payload["layers"], payload["meta"])
-
-
-def _gguf_field(reader: Any, key: str) -> Any:
-    f = reader.fields.get(key)
-    return None if f is None else f.contents()
-
-
-def _load_gguf(path: Path) -> Direction:
-    import gguf  # noqa: PLC0415
-
-    reader = gguf.GGUFReader(str(path))
-    arch = _gguf_field(reader, "general.architecture")
-    if arch != GGUF_ARCH:
-        raise DirectionError(f"{path}: general.architecture is {arch!r}, expected {GGUF_ARCH!r} (control vector)")
-    rows: dict[int, np.ndarray] = {}
-    for t in reader.tensors:
-        prefix, _, idx = t.name.partition(".")
-        if prefix != "direction" or not idx.isdigit() or int(idx) < 1:
-            raise DirectionError(f"{path}: unexpected tensor {t.name!r} (expected direction.N, N >= 1)")
-        if t.tensor_type != gguf.GGMLQuantizationType.F32:
-            raise DirectionError(f"{path}: tensor {t.name} is {t.tensor_type.name}, expected F32")
-        rows[layer_from_llamacpp_index(int(idx))] = np.array(t.data, dtype=np.float32).reshape(-1)
-    for key, f in reader.fields.items():
-        if key.startswith(GGUF_KEY_EXTRA_LAYER):
-            layer = int(key[len(GGUF_KEY_EXTRA_LAYER):])
-            rows[layer] = np.array([f.parts[i][0] for i in f.data], dtype=np.float32)
-    meta_json = _gguf_field(reader, GGUF_KEY_META)
-    order = _gguf_field(reader, GGUF_KEY_LAYERS)
-    hint = _gguf_field(reader, GGUF_KEY_MODEL_HINT)
-    del reader  # release the memory map
-    if not rows:
-        raise DirectionError(f"{path}: no direction tensors (direction.N) and no entangle layers found")
-    if meta_json is None:  # a foreign control vector (llama.cpp cvector-generator, repeng, ...)
-        layers = sorted(rows)
-        meta = {"model": hint, "kind": "unknown", "method": "gguf-controlvector", "source_file": path.name}
-    else:
-        meta = _parse_json(path, meta_json, f"key {GGUF_KEY_META}")
-        layers = [int(x) for x in order] if order is not None else sorted(rows)
-    missing = [x for x in layers if x not in rows]
-    if missing:
-        raise DirectionError(f"{path}: layers {missing} are listed but have no direction tensor or entangle row")
-    vectors = np.stack([rows[x] for x in layers])
-    return _from_parts(path, vectors, layers, meta)
