@@ -17,14 +17,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from entangle.files import jsonl_records
 from entangle.stimuli import (
     ORDERS,
     SPANS,
     Item,
+    StimulusError,
     StimulusSet,
     _decode,
     _read_csv,
-    _read_jsonl,
 )
 
 ANSWER_WORDS: frozenset[str] = frozenset("""
@@ -350,5 +351,5 @@ def item_lines(path: str | Path) -> dict[str, int]:
     """Item id -> 1-based line of its record in a .jsonl or .csv stimulus file (for pointing violations there)."""
     p = Path(path)
     text = _decode(p, p.read_bytes())
-    records = _read_csv(p, text) if p.suffix.lower() == ".csv" else _read_jsonl(p, text)
+    records = _read_csv(p, text) if p.suffix.lower() == ".csv" else jsonl_records(p, text, StimulusError)
     return {str(r.get("id")): line for line, r in records}
