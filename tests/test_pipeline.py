@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from entangle.cli import app
-from entangle.studies.entanglement.pipeline import RunConfig, run, summary_lines
+from entangle.studies.entanglement.pipeline import RunConfig, run
+from entangle.studies.entanglement.summary import summary_lines
 
 
 @pytest.fixture(scope="module")

@@ -268,7 +268,7 @@ def run(
     validate.device_map(device_map)
     chosen = validate.studies(studies)
     from entangle.studies.entanglement.pipeline import run as run_pipeline  # noqa: PLC0415
-    from entangle.studies.entanglement.pipeline import summary_lines  # noqa: PLC0415
+    from entangle.studies.entanglement.summary import summary_lines  # noqa: PLC0415
 
     quiet_hf()
     with staged(out, overwrite=overwrite) as staging:

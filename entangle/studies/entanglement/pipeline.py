@@ -46,7 +46,6 @@ from entangle.studies.entanglement.causal import Causal
 from entangle.studies.entanglement.conditions import control_conditions, steering
 from entangle.studies.entanglement.localisation import embedding_level, patching
 from entangle.studies.entanglement.selection import select
-from entangle.studies.entanglement.summary import summary_lines  # noqa: F401  (re-exported for the CLI)
 
 TARGETS = ("grammatical", "economic")  # kinds the moral factor should not move
 NEUTRAL_TEXTS = DATA_DIR / "neutral" / "neutral_texts.txt"
