@@ -108,7 +108,9 @@ def fake_pipeline(monkeypatch, fail: bool):
         return out
 
     monkeypatch.setattr(pipeline, "run", fake_run)
-    monkeypatch.setattr(pipeline, "summary_lines", lambda folder: ["summary"])
+    import entangle.studies.entanglement.summary as summary
+
+    monkeypatch.setattr(summary, "summary_lines", lambda folder: ["summary"])
     import entangle.report
 
     monkeypatch.setattr(entangle.report, "build_report", lambda folder: folder / "report.html")
