@@ -222,7 +222,8 @@ def _causal(rng: np.random.Generator, style: str, control_passed: bool, repair_b
               moral_effect_after=_r(0.41 * chosen_kept), passed=control_passed, threshold=0.5,
               threshold_rule="upper end of the held-out interval of the moral effect kept <= threshold",
               selection_frames=N_SELECTION, heldout_frames=n_held, selection_estimate_rank_spearman=0.83,
-              kept=kept, filters={"max_loss_delta": 0.1, "min_other_kept": 0.5}, loss_delta=0.02,
+              kept=kept, filters={"max_loss_delta": 0.1, "min_other_kept": 0.5, "grammar_contrast": "grammatical_logprob"},
+              loss_delta=0.02,
               separates_on={"moral": 0.91, "economic": 0.74, "grammatical": 0.69})
     name = "moral_dom"
     abl: dict[str, Any] = {"primary": name, "layers": list(range(N_LAYERS))}

@@ -110,7 +110,7 @@ def test_verdicts_around_the_positive_control(report_yes):
     assert "99 shuffled-label DoM directions p = 0.010" in text
     a, text = _answer(html, "cost")
     assert a == "small" and "economic own effect keeps 0.95 [0.90, 1.00]" in text
-    assert "grammatical (cloze) own effect keeps 0.92" in text and "+0.020 nats" in text
+    assert "grammatical (sentence log-prob) own effect keeps 0.98" in text and "+0.020 nats" in text
     assert "orthogonalised weights equal the hook ablation" in text
 
 
@@ -195,6 +195,15 @@ def test_verdict_rules_on_metrics_dicts():
     assert verdicts(_metrics(loss=0.5))["cost"].answer == "large"
     empty = verdicts({})
     assert {x.answer for x in empty.values()} == {"not measured"}
+
+
+def test_cost_reads_the_grammatical_contrast_the_filter_recorded():
+    m = _metrics(kept=(0.95, 0.97))  # the cloze grammatical effect is kept, and the gate admits the cloze readout
+    pc = m["entanglement"]["positive_control"]
+    pc["kept"]["grammatical_logprob"] = {"kept": 0.3}
+    pc["filters"] = {"max_loss_delta": 0.1, "min_other_kept": 0.5, "grammar_contrast": "grammatical_logprob"}
+    v = verdicts(m)["cost"]
+    assert v.answer == "large" and v.facts["kept"]["grammatical"] == 0.3 and "sentence log-prob" in v.text
 
 
 def test_verdicts_of_a_folder(run_yes):

@@ -270,8 +270,11 @@ class EntanglementMetrics:
 
     @property
     def grammar_contrast(self) -> str:
-        """The grammatical own-effect contrast that responds to grammar: the cloze one where the gate admits it,
-        else the sentence log-prob (`grammatical_logprob`), as the study's filters use it."""
+        """The grammatical own-effect contrast the study's filter read (recorded with the filters; runs before it was
+        recorded used the cloze one where the validity gate admitted it, else the sentence log-prob)."""
+        pc = self.positive_control
+        if pc and pc.filters and pc.filters.grammar_contrast:
+            return pc.filters.grammar_contrast
         return "grammatical" if self.validity and self.validity.grammatical_cloze_valid else "grammatical_logprob"
 
 

@@ -49,6 +49,7 @@ class Filters:
 
     max_loss_delta: float | None
     min_other_kept: float | None
+    grammar_contrast: str | None  # the grammatical own-effect contrast the filter read (absent in older runs)
 
 
 @dataclass(frozen=True)

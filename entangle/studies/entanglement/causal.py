@@ -91,9 +91,10 @@ class Causal:
                                cache_dir=cache, intervention_key=f"ablate-all:{array_hash(vector)}").mean()) - base
 
     def grammar_key(self) -> str:
-        """The grammatical contrast that responds to grammar on this model (cloze if valid, else log-prob)."""
-        gate = self.ex.metrics.get("entanglement", {}).get("validity", {})
-        return "grammatical" if gate.get("grammatical_cloze_valid") else LOGPROB_VIOLATION
+        """The grammatical contrast the collateral filter reads: the log-prob minimal pair (well-formed − violated
+        sentence), which measures grammar without a question and is precise per frame; the grammatical cloze effect
+        is a few hundredths of a nat on small models, so its kept ratio is too noisy to filter on."""
+        return LOGPROB_VIOLATION
 
     # ------------------------------------------------------------------ stages
     def candidates(self) -> list[Candidate]:
@@ -180,7 +181,7 @@ class Causal:
               "selection_estimate_rank_spearman": self.rank_rho,
               "kept": {name: v.to_dict() for name, v in k.items()},
               "filters": {"max_loss_delta": self.filters.max_loss_delta,
-                          "min_other_kept": self.filters.min_other_kept}}
+                          "min_other_kept": self.filters.min_other_kept, "grammar_contrast": self.grammar_key()}}
         pc.update(self.diagnostics(c))
         return pc
 
