@@ -38,6 +38,30 @@ def common_args(ap: argparse.ArgumentParser, frames: int, batch_size: int, repea
     ap.add_argument("--json", metavar="OUT", default=None, help="also write every figure as JSON")
 
 
+def parse_with_quick(ap: argparse.ArgumentParser, argv: Sequence[str] | None, quick: dict[str, Any]
+                     ) -> argparse.Namespace:
+    """Parse with a --quick option that overrides `quick`'s settings (a smoke run for the test suite)."""
+    ap.add_argument("--quick", action="store_true",
+                    help=f"smoke run: overrides {', '.join(f'{k}={v}' for k, v in quick.items())}")
+    args = ap.parse_args(argv)
+    if args.quick:
+        for k, v in quick.items():
+            setattr(args, k, v)
+    return args
+
+
+def stimulus_prompts(model: Any, frames: int) -> tuple[Any, Any, list[Any]]:
+    """The first `frames` frames of the shipped stimuli, the model's cloze templates and their prompts."""
+    from entangle.engine import resolve_templates  # noqa: PLC0415
+    from entangle.prompts import build_prompts  # noqa: PLC0415
+    from entangle.stimuli import load_stimuli  # noqa: PLC0415
+
+    stimuli = load_stimuli()
+    stimuli = stimuli.subset(min(frames, len(stimuli.frames())))
+    tmpls = resolve_templates(model, "cloze")
+    return stimuli, tmpls, build_prompts(stimuli.items, tmpls, model.tokenizer)
+
+
 def device_of(args: argparse.Namespace) -> torch.device:
     """The requested device, with threads set; a clear exit when CUDA is asked for but absent."""
     if args.threads:

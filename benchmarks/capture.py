@@ -32,6 +32,8 @@ from benchlib import (
     machine_info,
     machine_line,
     median,
+    parse_with_quick,
+    stimulus_prompts,
     sync,
     timed,
     write_json,
@@ -43,8 +45,7 @@ from entangle.engine import Runner, capture, resolve_templates
 from entangle.engine.tokens import collate, group_batches
 from entangle.hookpoints import resid_hook
 from entangle.models import LoadedModel, load_model
-from entangle.prompts import build_prompts
-from entangle.stimuli import StimulusSet, load_stimuli
+from entangle.stimuli import StimulusSet
 
 QUICK = {"frames": 1, "batch_size": 18, "repeats": 1, "cache_repeats": 1, "max_batches": 2}
 
@@ -58,12 +59,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="time only the first N batches (longest first) in the throughput and dtype sections")
     ap.add_argument("--no-pristine", action="store_true",
                     help="skip loading a second, unwrapped copy of the HF model for the 'pristine HF' row")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"smoke run: overrides {', '.join(f'{k}={v}' for k, v in QUICK.items())}")
-    args = ap.parse_args(argv)
-    if args.quick:
-        for k, v in QUICK.items():
-            setattr(args, k, v)
+    args = parse_with_quick(ap, argv, QUICK)
     if args.cache_repeats is None:
         args.cache_repeats = args.repeats
     if min(args.repeats, args.frames, args.batch_size) < 1:
@@ -284,10 +280,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log(f"loading {args.model} (float32) on {device}")
     model = load_model(args.model, device=str(device), dtype="float32")
     rss_loaded = rss_bytes()
-    stimuli = load_stimuli()
-    stimuli = stimuli.subset(min(args.frames, len(stimuli.frames())))
-    tmpls = resolve_templates(model, "cloze")
-    prompts = build_prompts(stimuli.items, tmpls, model.tokenizer)
+    stimuli, tmpls, prompts = stimulus_prompts(model, args.frames)
     root = Path(tempfile.mkdtemp(prefix="entangle_bench_"))
     try:
         log("memory: first capture after load")

@@ -29,17 +29,17 @@ from benchlib import (
     machine_line,
     median,
     paired_ratio,
+    parse_with_quick,
+    stimulus_prompts,
     write_json,
 )
 
-from entangle.engine import Runner, measure, resolve_templates
+from entangle.engine import Runner, measure
 from entangle.engine.capture import available_positions
 from entangle.engine.runner import BatchOutput
 from entangle.engine.tokens import group_batches, shared_tokens
 from entangle.interventions.hooks import ablate, random_unit_directions
 from entangle.models import LoadedModel, load_model
-from entangle.prompts import build_prompts
-from entangle.stimuli import load_stimuli
 
 QUICK = {"frames": 1, "batch_size": 18, "repeats": 1, "max_batches": 2}
 TOLERANCE = 1e-4
@@ -49,12 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common_args(ap, frames=2, batch_size=36, repeats=3)
     ap.add_argument("--max-batches", type=int, default=None, help="time only the first N batches (longest first)")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"smoke run: overrides {', '.join(f'{k}={v}' for k, v in QUICK.items())}")
-    args = ap.parse_args(argv)
-    if args.quick:
-        for k, v in QUICK.items():
-            setattr(args, k, v)
+    args = parse_with_quick(ap, argv, QUICK)
     if min(args.repeats, args.frames, args.batch_size) < 1:
         ap.error("--repeats, --frames and --batch-size must be >= 1")
     return args
@@ -184,10 +179,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     machine = machine_info(device)
     log(f"loading {args.model} on {device}")
     model = load_model(args.model, device=str(device))
-    stimuli = load_stimuli()
-    stimuli = stimuli.subset(min(args.frames, len(stimuli.frames())))
-    tmpls = resolve_templates(model, "cloze")
-    prompts = build_prompts(stimuli.items, tmpls, model.tokenizer)
+    stimuli, tmpls, prompts = stimulus_prompts(model, args.frames)
     runner = Runner(model, prompts, tmpls)
     batches = group_batches(runner.encoded, args.batch_size)[: args.max_batches]
     with torch.inference_mode():

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from benchlib import fmt_table, log, machine_info, machine_line, write_json
+from benchlib import (
+    fmt_table,
+    log,
+    machine_info,
+    machine_line,
+    parse_with_quick,
+    write_json,
+)
 
 LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ (.*)$")
 DONE = re.compile(r"^(\w+) done in ([\d.]+) s$")
@@ -115,12 +122,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--n-null", type=int, default=19, help="draws per null distribution of the reduced run")
     ap.add_argument("--keep", metavar="DIR", default=None, help="keep the two run folders and the cache under DIR")
     ap.add_argument("--json", metavar="OUT", default=None, help="also write every figure as JSON")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"smoke run: overrides {', '.join(f'{k}={v}' for k, v in QUICK.items())}")
-    args = ap.parse_args(argv)
-    if args.quick:
-        for k, v in QUICK.items():
-            setattr(args, k, v)
+    args = parse_with_quick(ap, argv, QUICK)
     if not args.run and not args.run_dir:
         ap.error("give --run-dir DIR (read existing folders) or --run (run the reduced pipeline cold and warm)")
     return args

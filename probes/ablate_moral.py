@@ -16,28 +16,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from run_args import add_run_args, run_config_fields
+
 from entangle.models import quiet_libraries
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Example: python probes/ablate_moral.py --frames 16 --out runs/causal")
-    p.add_argument("--model", "-m", default="smollm2-135m", help="registry name, local HF directory or hub id")
-    p.add_argument("--out", type=Path, default=Path("runs/causal"), help="output folder (default: runs/causal)")
-    p.add_argument("--stimuli", type=Path, default=None, help="stimulus JSONL/CSV (default: the shipped v2 set)")
-    p.add_argument("--frames", type=int, default=None, help="use only the first N frames (default: all 64)")
+    add_run_args(p, out="runs/causal", batch_size=64)
     p.add_argument("--norms", type=Path, default=None, help="human ratings CSV (default: the design norm, EI = 0)")
     p.add_argument("--selection-frames", type=int, default=16, help="frames the direction is selected on")
     p.add_argument("--n-null", type=int, default=99, help="draws per null (>= 99: p can reach 0.01)")
     p.add_argument("--null-frames", type=int, default=4, help="held-out frames of the null control subset")
     p.add_argument("--threshold", type=float, default=0.5, help="positive control: upper end of moral effect kept")
-    p.add_argument("--readout", default="auto", choices=["auto", "cloze", "likert"], help="judgement readout")
-    p.add_argument("--n-boot", type=int, default=1000, help="frame-bootstrap resamples for the CIs")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64, help="prompts per forward pass")
-    p.add_argument("--cache-dir", type=Path, default=Path(".entangle_cache"), help="activation cache folder")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--dtype", default="float32", help="float32 (default) or bfloat16")
     return p.parse_args(argv)
 
 
@@ -47,11 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     from entangle.studies.entanglement.pipeline import RunConfig, run  # noqa: PLC0415
     from entangle.studies.entanglement.summary import summary_lines  # noqa: PLC0415
 
-    cfg = RunConfig(model=args.model, out=str(args.out), stimuli=str(args.stimuli) if args.stimuli else None,
-                    frames=args.frames, norms=str(args.norms) if args.norms else None, readout=args.readout,
+    cfg = RunConfig(**run_config_fields(args), norms=str(args.norms) if args.norms else None,
                     selection_frames=args.selection_frames, n_null=args.n_null, null_frames=args.null_frames,
-                    kept_threshold=args.threshold, n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size,
-                    cache_dir=str(args.cache_dir), device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())
+                    kept_threshold=args.threshold)
     folder = run(cfg)
     for line in summary_lines(folder):
         print(line)

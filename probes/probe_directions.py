@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from run_args import add_run_args, run_config_fields
 
 from entangle.models import quiet_libraries
 
@@ -25,22 +26,12 @@ from entangle.models import quiet_libraries
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Example: python probes/probe_directions.py --frames 8 --out runs/probe-smollm2")
-    p.add_argument("--model", "-m", default="smollm2-135m", help="registry name, local HF directory or hub id")
-    p.add_argument("--out", type=Path, default=Path("runs/probe"), help="output folder (default: runs/probe)")
-    p.add_argument("--stimuli", type=Path, default=None, help="stimulus JSONL/CSV (default: the shipped set)")
-    p.add_argument("--frames", type=int, default=None, help="use only the first N frames (default: all 48)")
-    p.add_argument("--readout", default="auto", choices=["auto", "cloze", "likert"], help="judgement readout")
+    add_run_args(p, out="runs/probe", batch_size=32)
     p.add_argument("--position", default="last", choices=["last", "judged_mean"],
                    help="where probes read the residual stream")
     p.add_argument("--method", default="logistic", choices=["logistic", "diff_means"],
                    help="probe method reported as primary (both are always exported)")
-    p.add_argument("--n-boot", type=int, default=1000, help="frame-bootstrap resamples for the CIs")
     p.add_argument("--n-splits", type=int, default=5, help="frame-grouped CV folds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32, help="prompts per forward pass")
-    p.add_argument("--cache-dir", type=Path, default=Path(".entangle_cache"), help="activation cache folder")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--dtype", default="float32", help="float32 (default) or bfloat16")
     return p.parse_args(argv)
 
 
@@ -50,11 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     from entangle.runfolder import RunFolder  # noqa: PLC0415
     from entangle.studies.entanglement.pipeline import Experiment, RunConfig  # noqa: PLC0415
 
-    cfg = RunConfig(model=args.model, out=str(args.out), stimuli=str(args.stimuli) if args.stimuli else None,
-                    frames=args.frames, readout=args.readout, position=args.position,
-                    probe_methods=(args.method, *(m for m in ('logistic', 'diff_means') if m != args.method)),
-                    n_boot=args.n_boot, n_splits=args.n_splits, seed=args.seed, batch_size=args.batch_size,
-                    cache_dir=str(args.cache_dir), device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())
+    cfg = RunConfig(**run_config_fields(args), position=args.position, n_splits=args.n_splits,
+                    probe_methods=(args.method, *(m for m in ("logistic", "diff_means") if m != args.method)))
     ex = Experiment(cfg)
     ex.run_capture()
     ex.run_probes()

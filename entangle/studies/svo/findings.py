@@ -30,17 +30,20 @@ def _contrast(boots: Mapping[str, Mapping[str, np.ndarray]], table: pd.DataFrame
     return out
 
 
+def _contrasts(boots: Mapping[str, Mapping[str, np.ndarray]], table: pd.DataFrame,
+               pairs: Mapping[str, tuple[str, str]]) -> dict:
+    """`_contrast` of each named (a, b) pair of conditions that the table holds both of."""
+    names = set(table["condition"])
+    return {k: _contrast(boots, table, a, b) for k, (a, b) in pairs.items() if {a, b} <= names}
+
+
 def findings(table: pd.DataFrame, boots: Mapping[str, Mapping[str, np.ndarray]], alphas: Sequence[float],
              uniform: float) -> dict:
     """hvae_drift (with the conditions whose interval holds the uniform chooser's angle `uniform`: no preference
     told apart from none), persona_control per form, steering per direction (angle at the largest α − smallest)."""
     out: dict = {}
-    names = set(table["condition"])
-    control = {}
-    for form in ("one_step", "two_step"):
-        a, b = f"{form}:altruistic", f"{form}:competitive"
-        if {a, b} <= names:
-            control[form] = _contrast(boots, table, a, b)
+    control = _contrasts(boots, table, {form: (f"{form}:altruistic", f"{form}:competitive")
+                                        for form in ("one_step", "two_step")})
     if control:
         out["persona_control"] = control
     prompt = table[table["arm"].str.startswith("prompt")]
@@ -63,11 +66,8 @@ def findings(table: pd.DataFrame, boots: Mapping[str, Mapping[str, np.ndarray]],
                     f"angle (no preference at all) or no altruistic persona sits >= {MIN_CONTROL_DEG}° above the "
                     "competitive one (interval above 0)"}
     if len(alphas) >= 2:
-        steering = {}
-        for name in ("prosocial", "moral"):
-            hi, lo = f"steer:{name}:{max(alphas):+g}", f"steer:{name}:{min(alphas):+g}"
-            if {hi, lo} <= names:
-                steering[name] = _contrast(boots, table, hi, lo)
+        steering = _contrasts(boots, table, {name: (f"steer:{name}:{max(alphas):+g}", f"steer:{name}:{min(alphas):+g}")
+                                             for name in ("prosocial", "moral")})
         if steering:
             out["steering"] = steering
     return out
