@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 epilog="Example: python probes/ablate_moral.py --frames 16 --out runs/causal")
     add_run_args(p, out="runs/causal", batch_size=64)
     p.add_argument("--norms", type=Path, default=None, help="human ratings CSV (default: the design norm, EI = 0)")
-    p.add_argument("--selection-frames", type=int, default=16, help="frames the direction is selected on")
+    p.add_argument("--selection-frames", type=int, default=None,
+                   help="frames the direction is selected on (default: a quarter of the frames, at most 16)")
     p.add_argument("--n-null", type=int, default=99, help="draws per null (>= 99: p can reach 0.01)")
     p.add_argument("--null-frames", type=int, default=4, help="held-out frames of the null control subset")
     p.add_argument("--threshold", type=float, default=0.5, help="positive control: upper end of moral effect kept")

@@ -10,6 +10,7 @@ import torch
 from entangle.analysis.entanglement import behavioural_ei
 from entangle.analysis.validity import level_means, minimal_pair_logprob, validity_gate
 from entangle.studies.entanglement.candidates import Candidate, fit_direction
+from entangle.studies.entanglement.causal import split_frames
 from entangle.studies.entanglement.effects import Kept, kept
 from entangle.studies.entanglement.nulls import (
     cell_repair,
@@ -194,3 +195,14 @@ def test_repair_and_nulls_run_end_to_end_on_the_tiny_model(tiny, tmp_path):
         assert nulls[name]["n"] == 4 and nulls[name]["p_resolution"] == pytest.approx(0.2)
         assert 0.2 <= nulls[name]["p_value"] <= 1.0
     assert (tmp_path / "run" / "ablation_nulls.csv").exists()
+
+
+def test_selection_frames_default_leaves_most_frames_held_out():
+    frames = [f"f{i:02d}" for i in range(64)]
+    sel, held = split_frames(frames, None)
+    assert len(sel) == 16 and len(held) == 48 and not set(sel) & set(held)
+    assert sel[0] == "f00" and sel[1] == "f04"  # every 4th frame, so every stimulus kind is selected on
+    sel, held = split_frames(frames[:24], None)
+    assert (len(sel), len(held)) == (6, 18)
+    assert len(split_frames(frames[:24], 10)[0]) == 10  # an explicit number is kept
+    assert len(split_frames(frames[:4], None)[0]) == 2  # never fewer than two selection frames

@@ -238,6 +238,8 @@ def run(
     position: Annotated[str, typer.Option(help="last | judged_mean")] = "last",
     n_null: Annotated[int, typer.Option(help="draws per null control (99: p can reach 0.01)")] = 99,
     control_frames: Annotated[int, typer.Option(help="held-out frames for the control directions and steering")] = 8,
+    selection_frames: Annotated[int | None, typer.Option(
+        help="frames the causal direction is selected on (default: a quarter of the frames, at most 16)")] = None,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples over frames")] = 1000,
     seed: int = 0,
     batch_size: Annotated[int, typer.Option(help="prompts per forward pass")] = 64,
@@ -263,6 +265,8 @@ def run(
         validate.ratings(norms, stim)
     validate.at_least("--n-null", n_null, 1)
     validate.at_least("--control-frames", control_frames, 1)
+    if selection_frames is not None:
+        validate.at_least("--selection-frames", selection_frames, 2)
     validate.at_least("--n-boot", n_boot, 1)
     validate.at_least("--batch-size", batch_size, 1)
     validate.device_map(device_map)
@@ -273,9 +277,9 @@ def run(
     quiet_hf()
     with staged(out, overwrite=overwrite) as staging:
         cfg = _config(model=model, out=staging, stimuli=stimuli, frames=frames, norms=norms, readout=readout,
-                      position=position, n_null=n_null, control_frames=control_frames, n_boot=n_boot, seed=seed,
-                      batch_size=batch_size, cache_dir=cache_dir, device=device, dtype=dtype, device_map=device_map,
-                      studies=chosen)
+                      position=position, n_null=n_null, control_frames=control_frames,
+                      selection_frames=selection_frames, n_boot=n_boot, seed=seed, batch_size=batch_size,
+                      cache_dir=cache_dir, device=device, dtype=dtype, device_map=device_map, studies=chosen)
         run_pipeline(cfg)
         _record_final_out(staging, out)
     from entangle.report import build_report  # noqa: PLC0415

@@ -49,8 +49,11 @@ log = logging.getLogger("entangle")
 TARGETS = ("grammatical", "economic")
 
 
-def split_frames(frames: list[str], n_selection: int) -> tuple[list[str], list[str]]:
-    """Selection frames (every k-th, so all stimulus kinds appear) and held-out frames (the rest)."""
+def split_frames(frames: list[str], n_selection: int | None) -> tuple[list[str], list[str]]:
+    """Selection frames (every k-th, so all stimulus kinds appear) and held-out frames (the rest); `None` selects on
+    a quarter of the frames, at most 16."""
+    if n_selection is None:
+        n_selection = min(16, len(frames) // 4)
     n_selection = max(2, min(n_selection, len(frames) - 2))
     step = len(frames) / n_selection
     sel = [frames[int(i * step)] for i in range(n_selection)]

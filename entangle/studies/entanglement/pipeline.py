@@ -68,7 +68,8 @@ class RunConfig:
     n_boot: int = 1000
     seed: int = 0
     methods: tuple[str, ...] = METHODS   # candidate direction methods for the causal selection
-    selection_frames: int = 16          # frames the candidates are fitted and selected on (every k-th frame)
+    selection_frames: int | None = None  # frames the candidates are fitted and selected on (every k-th frame);
+    #                                      None: a quarter of the frames, at most 16, so most frames stay held out
     n_exact: int = 4                    # candidates confirmed by exact ablation (plus the best of each method)
     max_energy_share: float = 0.05      # pre-screen: candidates carrying more of the residual energy are not tried
     exact_frames: int = 8               # selection frames the exact ablations of candidates run on
