@@ -111,7 +111,7 @@ def test_verdicts_around_the_positive_control(report_yes):
     a, text = _answer(html, "cost")
     assert a == "small" and "economic own effect keeps 0.95 [0.90, 1.00]" in text
     assert "grammatical (sentence log-prob) own effect keeps 0.98" in text and "+0.020 nats" in text
-    assert "orthogonalised weights equal the hook ablation" in text
+    assert "orthogonalised weights equal to the all-layer hook ablation" in text
 
 
 def test_failed_positive_control_makes_repair_untested(run_failed):
@@ -204,6 +204,14 @@ def test_cost_reads_the_grammatical_contrast_the_filter_recorded():
     pc["filters"] = {"max_loss_delta": 0.1, "min_other_kept": 0.5, "grammar_contrast": "grammatical_logprob"}
     v = verdicts(m)["cost"]
     assert v.answer == "large" and v.facts["kept"]["grammatical"] == 0.3 and "sentence log-prob" in v.text
+
+
+def test_a_model_whose_weights_cannot_be_orthogonalised_says_why():
+    m = _metrics()
+    m["ablation"]["controls"] = {"orthogonalized_weights": {"skipped": "Gemma3ForCausalLM normalises its outputs"}}
+    v = verdicts(m)["cost"]
+    assert "orthogonalised weights not run: Gemma3ForCausalLM normalises its outputs" in v.text
+    assert v.facts["weights_equal"] is None
 
 
 def test_verdicts_of_a_folder(run_yes):

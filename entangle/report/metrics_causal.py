@@ -175,6 +175,16 @@ class WeightsCheck:
     equal: bool | None
     n_prompts: int | None
     loss_delta: float | None
+    skipped: str | None  # why the model's weights cannot be orthogonalised exactly (e.g. Gemma's post-norms)
+
+    def describe(self) -> str:
+        """ "equal to the all-layer hook ablation (max |Δ readout| 1.0e-05 over 36 prompts)", or why not run."""
+        if self.skipped:
+            return f"not run: {self.skipped}"
+        diff = "n/a" if self.max_abs_diff_vs_hooks is None else f"{self.max_abs_diff_vs_hooks:.1e}"
+        n = self.n_prompts if self.n_prompts is not None else "?"
+        same = "equal to" if self.equal else "DIFFERENT from"
+        return f"{same} the all-layer hook ablation (max |Δ readout| {diff} over {n} prompts)"
 
 
 @dataclass(frozen=True)

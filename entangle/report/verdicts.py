@@ -203,10 +203,7 @@ def cost(m: EntanglementMetrics) -> Verdict:
              _kept_text(others["grammatical"], f"the {gname} own effect"),
              f"the mean per-token loss on neutral text changes by {fmt.num(loss, 3, sign=True)} nats"]
     if w is not None:
-        same = "equal" if w.equal else "DIFFER from"
-        diff = "n/a" if fmt.finite(w.max_abs_diff_vs_hooks) is None else f"{w.max_abs_diff_vs_hooks:.1e}"
-        n = w.n_prompts if w.n_prompts is not None else "?"
-        parts.append(f"orthogonalised weights {same} the hook ablation (max |Δ readout| {diff} over {n} prompts)")
+        parts.append(f"orthogonalised weights {w.describe()}")
     who = pc.label + ("" if pc.passed else ", the best candidate, which did not pass the positive control")
     return Verdict(answer, f"{answer.capitalize()} cost for {who}: " + "; ".join(parts) + ".",
                    {"kept": {k: (v.kept if v else None) for k, v in others.items()}, "loss_delta": loss,

@@ -96,10 +96,7 @@ def condition_rows(m: EntanglementMetrics) -> Rows:
     rows = [[n.replace("_", " "), fmt.num(c.loss_delta, 3, sign=True), c.note or ""]
             for n, c in m.ablation.controls.items()]
     if (w := m.ablation.weights) is not None:
-        diff = "n/a" if fmt.finite(w.max_abs_diff_vs_hooks) is None else f"{w.max_abs_diff_vs_hooks:.1e}"
-        rows.append(["orthogonalised weights", fmt.num(w.loss_delta, 3, sign=True),
-                     f"{'equal to' if w.equal else 'DIFFERENT from'} the all-layer hook ablation (max |Δ readout| "
-                     f"{diff} over {w.n_prompts if w.n_prompts is not None else '?'} prompts)"])
+        rows.append(["orthogonalised weights", fmt.num(w.loss_delta, 3, sign=True), w.describe()])
     return rows
 
 

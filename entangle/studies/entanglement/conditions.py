@@ -62,13 +62,18 @@ def control_conditions(cz: Causal, chosen: Screened) -> dict[str, Any]:
     rows.append(after.assign(condition="leace_last_token"))
     # weight orthogonalisation = the all-layer hook ablation (checked on the first frames' prompts)
     check = prompts[: min(len(prompts), 36)]
-    hooked = cz.after(check, chosen.candidate.vector, chosen.candidate.label)
-    ortho = orthogonalize_weights(model, torch.from_numpy(chosen.candidate.vector))
-    weights = measure(ortho, check, cz.t1, batch_size=cfg.batch_size)
-    diff = float(np.nanmax(np.abs(weights["readout"].to_numpy() - hooked["readout"].to_numpy())))
-    out["orthogonalized_weights"] = {"max_abs_diff_vs_hooks": diff, "equal": diff <= 1e-3, "n_prompts": len(check),
-                                     "loss_delta": float(text_loss(ortho, texts).mean()) - base}
-    del ortho
+    try:
+        ortho = orthogonalize_weights(model, torch.from_numpy(chosen.candidate.vector))
+    except NotImplementedError as exc:  # an architecture whose residual writes are normalised (Gemma 3)
+        out["orthogonalized_weights"] = {"skipped": str(exc).split(". Use")[0]}
+    else:
+        hooked = cz.after(check, chosen.candidate.vector, chosen.candidate.label)
+        weights = measure(ortho, check, cz.t1, batch_size=cfg.batch_size)
+        diff = float(np.nanmax(np.abs(weights["readout"].to_numpy() - hooked["readout"].to_numpy())))
+        loss = float(text_loss(ortho, texts).mean()) - base
+        out["orthogonalized_weights"] = {"max_abs_diff_vs_hooks": diff, "equal": diff <= 1e-3,
+                                         "n_prompts": len(check), "loss_delta": loss}
+        del ortho
     cz.ex.save_table("ablation_controls", pd.concat(rows, ignore_index=True))
     return out
 
