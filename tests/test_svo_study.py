@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from entangle.runfolder import RunFolder
 from entangle.studies.base import StudyContext
-from entangle.studies.svo import Config, category, run
+from entangle.studies.svo import Config, run
+from entangle.studies.svo.measure import category
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from entangle.files import InputError
-from entangle.studies.tradeoffs import Config, grids, method_points
+from entangle.studies.tradeoffs import Config
+from entangle.studies.tradeoffs.config import grids, method_points
 from entangle.studies.tradeoffs.config import in_grid
 from entangle.studies.tradeoffs.evaluate import Scores, steering_vector
 from entangle.studies.tradeoffs.frontier import Point, analyse, compare, cross_effects

@@ -53,7 +53,7 @@ def tradeoff(
     """Value subspaces and their interference per layer (cosines, principal angles, CKA, HSIC), decorrelated
     directions (Gram–Schmidt, LEACE, HSIC-penalised probes), multi-value steering over convex, box and extrapolated
     grids, Pareto sets and hypervolume against the unsteered model (MVA's claims in activation space)."""
-    from entangle.studies.tradeoffs import Config, load_neutral, load_value_texts
+    from entangle.studies.tradeoffs.config import Config, load_neutral, load_value_texts
 
     cfg = Config.fine() if fine else Config()
     over: dict = {}
