@@ -311,14 +311,9 @@ def behavioural_ei(
     return EIResult(
         kinds=kinds,
         factors=list(FACTORS),
-        ei=out["ei"],
+        **out,  # ei, coef, coef_se, coef_p, ei_se, ei_p
         ci_low=lo,
         ci_high=hi,
-        coef=out["coef"],
-        coef_se=out["coef_se"],
-        coef_p=out["coef_p"],
-        ei_se=out["ei_se"],
-        ei_p=out["ei_p"],
         own_coef=own,
         own_coef_raw=own_raw,
         n_items=n_items,

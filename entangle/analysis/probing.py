@@ -240,7 +240,8 @@ def fit_probes(
     nl = len(layers)
     res = {
         k: np.full(nl, np.nan)
-        for k in ("acc", "acc_lo", "acc_hi", "auc", "auc_lo", "auc_hi", "shuf", "thr", "good", "bad", "neu")
+        for k in ("accuracy", "acc_ci_low", "acc_ci_high", "auc", "auc_ci_low", "auc_ci_high", "shuffled_accuracy",
+                  "thresholds", "good_mean", "bad_mean", "neutral_mean")
     }
     between = np.zeros(nl, dtype=bool)
     dirs = np.zeros((nl, acts.shape[2]))
@@ -253,12 +254,12 @@ def fit_probes(
             x = x_all[lab]
             s = _oof_scores(x, y, folds, method)
             correct = ((s > 0) == (y > 0)).astype(np.float64)
-            res["acc"][li] = correct.mean()
+            res["accuracy"][li] = correct.mean()
             acc_b = (counts @ np.bincount(fcodes, weights=correct, minlength=len(levels))) / denom
-            res["acc_lo"][li], res["acc_hi"][li] = percentile_ci(acc_b)
+            res["acc_ci_low"][li], res["acc_ci_high"][li] = percentile_ci(acc_b)
             res["auc"][li] = boot_auc(s, y, fcodes, np.ones((1, len(levels))))[0]
-            res["auc_lo"][li], res["auc_hi"][li] = percentile_ci(boot_auc(s, y, fcodes, counts))
-            res["shuf"][li] = np.mean([np.mean((_oof_scores(x, ys, folds, method) > 0) == (ys > 0)) for ys in shuffled])
+            res["auc_ci_low"][li], res["auc_ci_high"][li] = percentile_ci(boot_auc(s, y, fcodes, counts))
+            res["shuffled_accuracy"][li] = np.mean([np.mean((_oof_scores(x, ys, folds, method) > 0) == (ys > 0)) for ys in shuffled])
             # exported direction: fitted on all labelled items, sign fixed so that good projects higher
             d = _direction(_train(x, y, method), method)
             p = x @ d
@@ -266,31 +267,21 @@ def fit_probes(
             if mg < mb:
                 d, p, mg, mb = -d, -p, -mg, -mb
             dirs[li] = d
-            res["good"][li], res["bad"][li], res["thr"][li] = mg, mb, (mg + mb) / 2.0
+            res["good_mean"][li], res["bad_mean"][li], res["thresholds"][li] = mg, mb, (mg + mb) / 2.0
             if len(neu):
                 mn = float((x_all[neu] @ d).mean())
-                res["neu"][li] = mn
+                res["neutral_mean"][li] = mn
                 between[li] = mb < mn < mg
 
-    acc = res["acc"]
+    acc = res["accuracy"]
     best = layers[int(np.argmax(acc))]  # CV accuracy only; np.argmax takes the earliest on ties
     return ProbeResult(
         kind=kind,
         method=method,
         layers=layers,
-        accuracy=acc,
-        acc_ci_low=res["acc_lo"],
-        acc_ci_high=res["acc_hi"],
-        auc=res["auc"],
-        auc_ci_low=res["auc_lo"],
-        auc_ci_high=res["auc_hi"],
-        shuffled_accuracy=res["shuf"],
-        selectivity=acc - res["shuf"],
+        **res,
+        selectivity=acc - res["shuffled_accuracy"],
         directions=dirs.astype(np.float32),
-        thresholds=res["thr"],
-        good_mean=res["good"],
-        bad_mean=res["bad"],
-        neutral_mean=res["neu"],
         neutral_between=between,
         best_layer=best,
         n_items=len(lab),
