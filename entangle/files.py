@@ -38,6 +38,12 @@ class InputError(ValueError):
         return (type(self), (self.path, self.line, self.field, self.message))
 
 
+def refuse(bad: bool, field: str, message: str) -> None:
+    """Raise InputError naming the setting `field` when `bad` holds: one line per rule in a study config's check."""
+    if bad:
+        raise InputError(None, None, field, message)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

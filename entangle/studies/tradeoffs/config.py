@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from entangle.analysis.decorrelate import METHODS
-from entangle.files import InputError, jsonl_records
+from entangle.files import InputError, jsonl_records, refuse
 
 NAME = "tradeoffs"
 ROOT = Path(__file__).resolve().parents[3]
@@ -79,26 +79,23 @@ class Config:
     def check(self) -> Config:
         """Refuse settings that cannot run (InputError naming the field); returns self."""
         bad = [m for m in self.methods if m not in METHODS]
-        if bad or "none" not in self.methods:
-            raise InputError(None, None, "methods", f"choose from {', '.join(METHODS)} and keep 'none' (the raw "
-                             f"directions every comparison is against); got {', '.join(self.methods)}")
-        if len(set(self.values)) != len(self.values) or len(self.values) < 2:
-            raise InputError(None, None, "values", "need at least two distinct values")
-        if not set(self.frontier_values) <= set(self.values) or not self.frontier_values:
-            raise InputError(None, None, "frontier", f"frontier values must be among {', '.join(self.values)}")
-        if self.gs_order is not None and sorted(self.gs_order) != sorted(self.values):
-            raise InputError(None, None, "gs_order", "must name each value once")
-        if any(lv < 0 for lv in self.box_levels) or 0.0 not in self.box_levels or 1.0 not in self.box_levels:
-            raise InputError(None, None, "box_levels", "levels must be >= 0 and include 0 and 1")
-        if any(c <= 1 for c in self.extrapolate):
-            raise InputError(None, None, "extrapolate", "extrapolation bounds C must be > 1")
-        if not 0 < self.convex_step <= 1 or abs(round(1 / self.convex_step) * self.convex_step - 1) > TOL:
-            raise InputError(None, None, "convex_step", "must divide 1 (e.g. 0.5, 0.25)")
-        if self.interference_every < 1 or self.interference_boot < 0 or self.n_boot < 0:
-            raise InputError(None, None, "interference_every/interference_boot/n_boot", "must be >= 1 / >= 0")
-        if min(self.n_train, self.n_heldout, self.n_neutral) < 2 or self.fluency_budget <= 0 or self.k < 1:
-            raise InputError(None, None, "n_train/n_heldout/n_neutral/fluency_budget/k", "must be positive "
-                             "(at least 2 pairs and texts)")
+        refuse(bool(bad) or "none" not in self.methods, "methods", f"choose from {', '.join(METHODS)} and keep 'none' "
+               f"(the raw directions every comparison is against); got {', '.join(self.methods)}")
+        refuse(len(set(self.values)) != len(self.values) or len(self.values) < 2, "values",
+               "need at least two distinct values")
+        refuse(not set(self.frontier_values) <= set(self.values) or not self.frontier_values, "frontier",
+               f"frontier values must be among {', '.join(self.values)}")
+        refuse(self.gs_order is not None and sorted(self.gs_order) != sorted(self.values), "gs_order",
+               "must name each value once")
+        refuse(any(lv < 0 for lv in self.box_levels) or 0.0 not in self.box_levels or 1.0 not in self.box_levels,
+               "box_levels", "levels must be >= 0 and include 0 and 1")
+        refuse(any(c <= 1 for c in self.extrapolate), "extrapolate", "extrapolation bounds C must be > 1")
+        refuse(not 0 < self.convex_step <= 1 or abs(round(1 / self.convex_step) * self.convex_step - 1) > TOL,
+               "convex_step", "must divide 1 (e.g. 0.5, 0.25)")
+        refuse(self.interference_every < 1 or self.interference_boot < 0 or self.n_boot < 0,
+               "interference_every/interference_boot/n_boot", "must be >= 1 / >= 0")
+        refuse(min(self.n_train, self.n_heldout, self.n_neutral) < 2 or self.fluency_budget <= 0 or self.k < 1,
+               "n_train/n_heldout/n_neutral/fluency_budget/k", "must be positive (at least 2 pairs and texts)")
         return self
 
 

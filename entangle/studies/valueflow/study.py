@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 
-from entangle.files import InputError
+from entangle.files import refuse
 from entangle.models import LoadedModel
 from entangle.studies.base import StudyContext, StudyResult, log
 from entangle.studies.valueflow import arms
@@ -79,16 +79,15 @@ class Config:
                    repeats=3)
 
     def check(self) -> None:
-        if 0.0 in self.alphas or 0 in self.levels:
-            raise InputError(None, None, "alphas/levels", "leave 0 out: the base setting is every arm's dose 0")
-        if not set(self.pair) <= set(self.values):
-            raise InputError(None, None, "pair", f"{self.pair} must be among the steered values {self.values}")
-        if self.comp_alpha not in self.alphas:
-            raise InputError(None, None, "comp_alpha", f"{self.comp_alpha} must be on the α grid {self.alphas}")
-        if not set(self.pairwise_values) <= set(self.values):
-            raise InputError(None, None, "pairwise_values", "must be among the steered values")
-        if len(self.alphas) < 2 or len(self.levels) < 2:
-            raise InputError(None, None, "alphas/levels", "need at least two doses besides 0")
+        refuse(0.0 in self.alphas or 0 in self.levels, "alphas/levels",
+               "leave 0 out: the base setting is every arm's dose 0")
+        refuse(not set(self.pair) <= set(self.values), "pair",
+               f"{self.pair} must be among the steered values {self.values}")
+        refuse(self.comp_alpha not in self.alphas, "comp_alpha",
+               f"{self.comp_alpha} must be on the α grid {self.alphas}")
+        refuse(not set(self.pairwise_values) <= set(self.values), "pairwise_values",
+               "must be among the steered values")
+        refuse(len(self.alphas) < 2 or len(self.levels) < 2, "alphas/levels", "need at least two doses besides 0")
 
 
 def load_study_values(cfg: Config) -> dict[str, Value]:
