@@ -227,7 +227,23 @@ def _causal(rng: np.random.Generator, style: str, control_passed: bool, repair_b
               separates_on={"moral": 0.91, "economic": 0.74, "grammatical": 0.69})
     name = "moral_dom"
     abl: dict[str, Any] = {"primary": name, "layers": list(range(N_LAYERS))}
-    tables: dict[str, pd.DataFrame] = {"candidates": cand, "selection": sel}
+    layers = np.arange(N_LAYERS)
+    removed = np.where(layers >= 14, 0.6, 0.05) + rng.normal(0, 0.02, N_LAYERS)
+    acc_before = 0.5 + 0.4 * (1 - np.exp(-layers / 6))
+    acc_after = acc_before - np.where(layers >= 14, 0.1, 0.0)
+    tables_amnesic = pd.DataFrame({"layer": layers, "removed_share": removed, "removed_ci_low": removed - 0.1,
+                                   "removed_ci_high": removed + 0.1, "accuracy_before": acc_before,
+                                   "accuracy_before_ci_low": acc_before - 0.05, "accuracy_before_ci_high": acc_before + 0.05,
+                                   "accuracy_after": acc_after, "accuracy_after_ci_low": acc_after - 0.05,
+                                   "accuracy_after_ci_high": acc_after + 0.05, "resampling_unit": "frame"})
+    pc["amnesic"] = {"position": "last", "probe": "logistic", "n_prompts": 96, "n_frames": 8, "layer": 14,
+                     "removed_share": _r(removed[14]), "removed_ci": [_r(removed[14] - 0.1), _r(removed[14] + 0.1)],
+                     "accuracy_before": _r(acc_before[14]), "accuracy_after": _r(acc_after[14]),
+                     "accuracy_after_ci": [_r(acc_after[14] - 0.05), _r(acc_after[14] + 0.05)],
+                     "best_layer_after": 30, "best_accuracy_after": _r(acc_after[30]),
+                     "best_accuracy_after_ci": [_r(acc_after[30] - 0.05), _r(acc_after[30] + 0.05)],
+                     "file": "amnesic.csv", "resampling_unit": "frame"}
+    tables: dict[str, pd.DataFrame] = {"candidates": cand, "selection": sel, "amnesic": tables_amnesic}
     if not control_passed:
         abl[name] = {"tested": False, "reason": f"no causal moral direction: the best candidate keeps {chosen_kept:.2f} "
                      "of the moral effect on held-out frames (interval up to 0.84, threshold 0.5); repair is untested"}

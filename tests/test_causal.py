@@ -206,3 +206,20 @@ def test_selection_frames_default_leaves_most_frames_held_out():
     assert (len(sel), len(held)) == (6, 18)
     assert len(split_frames(frames[:24], 10)[0]) == 10  # an explicit number is kept
     assert len(split_frames(frames[:4], None)[0]) == 2  # never fewer than two selection frames
+
+
+def test_removed_share_is_one_when_the_moral_difference_is_projected_out_and_zero_when_untouched():
+    from entangle.studies.entanglement.amnesic import removed_share
+
+    rng = np.random.default_rng(0)
+    n_frames, per, d = 8, 6, 16
+    frames = np.repeat([f"f{i}" for i in range(n_frames)], per)
+    labels = np.tile([1, -1], n_frames * per // 2)
+    u = np.eye(d)[0]
+    before = rng.normal(size=(len(labels), 2, d)) * 0.1
+    before[:, 1] += labels[:, None] * u  # layer 1 carries the moral difference along u; layer 0 carries none
+    gone = before - np.einsum("nld,d->nl", before, u)[..., None] * u
+    t = removed_share(before, gone, labels, frames, n_boot=200)
+    assert t.loc[1, "removed_share"] > 0.9 and t.loc[1, "removed_ci_low"] > 0.8
+    same = removed_share(before, before.copy(), labels, frames, n_boot=200)
+    assert np.allclose(same["removed_share"], 0.0) and np.allclose(same["removed_ci_high"], 0.0)

@@ -52,6 +52,10 @@ def test_metrics_json_has_the_documented_keys(run_dir):
             "selection_estimate_rank_spearman"} <= set(pc)
     assert pc["passed"] is True and pc["threshold"] == 100.0 and pc["selection_frames"] == 3
     assert pc["heldout_frames"] == 5 and "moral" in pc["kept"]
+    am = pc["amnesic"]  # the chosen direction is projected out, so the moral difference shrinks at its layer
+    assert am["layer"] == pc["layer"] and am["n_frames"] >= 2 and am["removed_share"] > 0
+    assert am["removed_ci"][0] <= am["removed_share"] <= am["removed_ci"][1]
+    assert 0 <= am["accuracy_after"] <= 1 and (run_dir / "amnesic.csv").exists()
     abl = m["ablation"]
     a = abl[abl["primary"]]
     assert abl["primary"] == f"moral_{pc['method']}" and isinstance(a["tested"], bool)

@@ -22,7 +22,7 @@ from entangle.runfolder import RunFolder, RunFolderError
 
 EXPECTED = [
     "level_means", "ei_matrix", "excess", "probe_accuracy", "cosine", "cross_decoding", "leakage", "candidate_screen",
-    "effects_kept", "null_distributions", "steering", "patching",
+    "effects_kept", "amnesic", "null_distributions", "steering", "patching",
 ]
 BUNDLE_MARK = "* plotly.js v"
 EXTERNAL = re.compile(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=\s*[\"']?\s*(https?:)?//", re.IGNORECASE)
@@ -103,6 +103,7 @@ def test_verdicts_around_the_positive_control(report_yes):
     a, text = _answer(html, "direction")
     assert a == "yes" and "dom at judged_mean, layer 14" in text and "0.12 [0.05, 0.19]" in text
     assert "8 held-out frames" in text and "4 other frames" in text and "threshold 0.50" in text
+    assert "Amnesic check (held-out control frames, 96 moral prompts, last token): at the direction's layer 14" in html
     a, text = _answer(html, "repair")
     assert a == "yes" and "moral→economic repairs 62% [47%, 77%]" in text
     assert "raw b_m +0.120 [+0.080, +0.160] → +0.046 [+0.006, +0.086]" in text

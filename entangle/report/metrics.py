@@ -25,7 +25,7 @@ from entangle.schema import KINDS
 
 TABLES: tuple[str, ...] = (
     "probes", "cosine", "cross_decoding", "leakage", "ei", "excess", "validity", "level_means", "candidates",
-    "selection", "ablation_nulls", "steering_moral",
+    "selection", "ablation_nulls", "steering_moral", "amnesic",
 )
 """The entanglement study's tables the report reads (top level of the run folder, `<name>.csv`); the patching
 table is read where `metrics.patching.file` names it."""

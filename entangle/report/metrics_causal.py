@@ -53,6 +53,26 @@ class Filters:
 
 
 @dataclass(frozen=True)
+class Amnesic:
+    """`positive_control.amnesic`: what the chosen ablation leaves of the moral difference, and a fresh probe on it."""
+
+    layer: int | None
+    n_prompts: int | None
+    removed_share: float | None
+    removed_ci: tuple[float | None, float | None]
+    accuracy_before: float | None
+    accuracy_after: float | None
+    accuracy_after_ci: tuple[float | None, float | None]
+    best_layer_after: int | None
+    best_accuracy_after: float | None
+    best_accuracy_after_ci: tuple[float | None, float | None]
+
+    @classmethod
+    def parse(cls, b: Block) -> Amnesic:
+        return b.scalars(cls, **{k: pair(b, k) for k in ("removed_ci", "accuracy_after_ci", "best_accuracy_after_ci")})
+
+
+@dataclass(frozen=True)
 class PositiveControl:
     """`entanglement.positive_control`: the chosen direction and the moral effect its ablation keeps (held out)."""
 
@@ -74,14 +94,15 @@ class PositiveControl:
     kept: Mapping[str, Kept]
     separates_on: Mapping[str, float | None]
     filters: Filters | None
+    amnesic: Amnesic | None
 
     @classmethod
     def parse(cls, b: Block) -> PositiveControl:
-        kept, sep, filt = b.block("kept"), b.block("separates_on"), b.block("filters")
+        kept, sep, filt, am = b.block("kept"), b.block("separates_on"), b.block("filters"), b.block("amnesic")
         return b.scalars(cls, passed=bool(b.flag("passed")),
                          kept={k: x.scalars(Kept, name=k) for k, x in (kept.blocks() if kept else {}).items()},
                          separates_on={k: sep.number(k) for k in sep.data} if sep else {},
-                         filters=filt.scalars(Filters) if filt else None)
+                         filters=filt.scalars(Filters) if filt else None, amnesic=Amnesic.parse(am) if am else None)
 
     @property
     def label(self) -> str:

@@ -74,6 +74,15 @@ FIGURES: dict[str, tuple[str, str]] = {
         "over frames (the same draws before and after); intervals reaching past the axis are cut. 1 = untouched, "
         "0 = erased; the dotted red line is the positive control's threshold for the moral effect.",
     ),
+    "amnesic": (
+        "Amnesic check of the chosen direction",
+        "With the chosen direction projected out at every layer, on the moral prompts of the held-out control "
+        "frames (last token): left, the share of the good − bad mean activation difference removed at each layer "
+        "(1 = none left); right, a fresh logistic probe's frame-grouped cross-validated accuracy at telling good "
+        "from bad before (dotted) and after (solid) the ablation. 95% intervals from a bootstrap over frames; the "
+        "dotted vertical line is the direction's layer. Moral value still decodable after the ablation means the "
+        "judgement read one direction of a wider representation.",
+    ),
     "null_distributions": (
         "Repair against matched nulls",
         "Repair fraction (mean over the valid cells) when each null direction is projected out on the null "
@@ -110,6 +119,7 @@ BUILDERS: dict[str, Callable[[EntanglementRun], go.Figure | str]] = {
     "leakage": representation.leakage,
     "candidate_screen": causal.candidate_screen,
     "effects_kept": causal.effects_kept,
+    "amnesic": causal.amnesic,
     "null_distributions": causal.null_distributions,
     "steering": causal.steering,
     "patching": causal.patching,

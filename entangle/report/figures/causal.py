@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from entangle.report import fmt
-from entangle.report.figures.style import COLORS, err
+from entangle.report.figures.style import COLORS, band, err
 from entangle.report.metrics import EntanglementRun
 from entangle.report.metrics_causal import NULL_KINDS, NULL_LABELS, Kept
 
@@ -103,6 +103,33 @@ def effects_kept(run: EntanglementRun) -> go.Figure | str:
     return fig.update_layout(height=460, scattermode="group", yaxis={"title": "effect kept (after / before)",
                                                                      "range": [max(bottom, -3), min(top, 3)]},
                              legend={"orientation": "h", "y": -0.25})
+
+
+def amnesic(run: EntanglementRun) -> go.Figure | str:
+    """Left: the share of the moral good − bad activation difference the chosen ablation removes, per layer; right:
+    a fresh logistic probe's moral accuracy before and after it (frame-grouped CV); frame-bootstrap intervals."""
+    df = run.table("amnesic")
+    if df is None:
+        return "amnesic.csv is missing (the amnesic check ran from entangle 0.1.0's 2026-11-25 version on)"
+    df, moral = df.sort_values("layer"), COLORS["moral"]
+    x = df["layer"]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=[
+        "share of the good − bad difference removed", "moral probe accuracy, frame-grouped CV"])
+    fig.add_trace(band(x, df["removed_ci_low"], df["removed_ci_high"], moral, "removed, 95% CI", "removed"), 1, 1)
+    fig.add_trace(go.Scatter(x=x, y=df["removed_share"], mode="lines+markers", name="share removed",
+                             legendgroup="removed", line={"color": moral}), row=1, col=1)
+    for tag, color, dash in (("before", "#555555", "dot"), ("after", moral, "solid")):
+        fig.add_trace(band(x, df[f"accuracy_{tag}_ci_low"], df[f"accuracy_{tag}_ci_high"], color, tag, tag), 1, 2)
+        fig.add_trace(go.Scatter(x=x, y=df[f"accuracy_{tag}"], mode="lines", name=f"probe accuracy {tag} ablation",
+                                 legendgroup=tag, line={"color": color, "dash": dash}), row=1, col=2)
+    fig.add_hline(y=0.5, line={"color": "#999", "dash": "dash"}, row=1, col=2)
+    pc = run.metrics.positive_control
+    if pc is not None and pc.layer is not None:
+        fig.add_vline(x=pc.layer, line={"color": "#999", "dash": "dot"})
+    fig.update_xaxes(title_text="layer")
+    fig.update_yaxes(title_text="1 − ‖Δμ after‖ / ‖Δμ before‖", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", row=1, col=2)
+    return fig.update_layout(height=420, legend={"orientation": "h", "y": -0.2})
 
 
 def null_distributions(run: EntanglementRun) -> go.Figure | str:

@@ -42,6 +42,7 @@ from entangle.stimuli import KINDS, StimulusSet, load_stimuli
 from entangle.studies import study_module
 from entangle.studies.base import StudyContext
 from entangle.studies.entanglement.candidates import METHODS, Candidate
+from entangle.studies.entanglement.amnesic import amnesic_check
 from entangle.studies.entanglement.causal import Causal
 from entangle.studies.entanglement.conditions import control_conditions, steering
 from entangle.studies.entanglement.localisation import embedding_level, patching
@@ -304,7 +305,7 @@ class Experiment:
         reported on held-out frames); only if it passes, test repair of the valid cells against matched nulls."""
         cz = Causal(self)
         chosen = select(cz.screen(cz.candidates()))
-        pc = cz.positive_control(chosen)
+        pc = {**cz.positive_control(chosen), "amnesic": amnesic_check(cz, chosen)}
         ent = self.metrics.setdefault("entanglement", {})
         ent["positive_control"] = pc
         name = f"moral_{chosen.candidate.method}"
