@@ -16,7 +16,8 @@ NULL_KINDS: tuple[str, ...] = ("variance_matched", "shuffled_dom")
 """The matched nulls of the repair test, in report order."""
 NULL_LABELS: dict[str, str] = {"variance_matched": "variance-matched random", "shuffled_dom": "shuffled-label DoM"}
 """How the report names each null."""
-CONTROL_CONDITIONS: tuple[str, ...] = ("economic_direction", "grammatical_direction", "leace_last_token")
+CONTROL_CONDITIONS: tuple[str, ...] = ("economic_direction", "grammatical_direction", "moral_subspace",
+                                       "leace_last_token")
 """Ablation control conditions that report effects kept (orthogonalised weights is a check, read separately)."""
 
 

@@ -1,5 +1,5 @@
-"""Secondary conditions of the causal test on a held-out subset: other kinds' directions (selectivity controls),
-LEACE fitted at the last token and applied there, weight orthogonalisation (checked equal to the all-layer hook
+"""Secondary conditions of the causal test on a held-out subset: other kinds' directions (selectivity controls), a
+rank-k moral subspace, LEACE fitted at the last token and applied there, weight orthogonalisation (checked equal to the all-layer hook
 ablation), and steering along the moral direction as a sufficiency test with interventional entanglement."""
 
 from __future__ import annotations
@@ -28,11 +28,14 @@ if TYPE_CHECKING:
     from entangle.studies.entanglement.selection import Screened
 
 log = logging.getLogger("entangle")
+SUBSPACE_K = 4
+"""Rank of the moral-subspace control (the issue's rank-k option)."""
 
 
 def control_conditions(cz: Causal, chosen: Screened) -> dict[str, Any]:
-    """Effects kept under the grammatical and economic directions, LEACE at the last token, and orthogonalised
-    weights, on the first `control_frames` held-out frames; each with its loss change on neutral text."""
+    """Effects kept under the grammatical and economic directions, the rank-k moral subspace, LEACE at the last token,
+    and orthogonalised weights, on the first `control_frames` held-out frames; each with its loss change on neutral
+    text."""
     cfg, model = cz.cfg, cz.model
     prompts = cz.prompts(cz.items(cz.held[: cfg.control_frames]))
     before = cz.ex.baseline(prompts)
@@ -43,6 +46,14 @@ def control_conditions(cz: Causal, chosen: Screened) -> dict[str, Any]:
         after = cz.after(prompts, vec, f"{kind}-dom")
         out[f"{kind}_direction"] = _summary(kept(before, after, n_boot=cfg.n_boot, seed=cfg.seed), cz.loss_delta(vec))
         rows.append(after.assign(condition=f"{kind}_direction"))
+    # rank-k moral subspace: does the judgement live in a few directions rather than one?
+    basis = moral_subspace(cz, chosen, SUBSPACE_K)
+    after = cz.after(prompts, basis, f"moral-subspace-k{len(basis)}")
+    out["moral_subspace"] = {**_summary(kept(before, after, n_boot=cfg.n_boot, seed=cfg.seed), cz.loss_delta(basis)),
+                             "rank": len(basis), "note": f"span of the top {len(basis)} singular vectors of the "
+                             "per-frame good − bad differences at the chosen position and layer (selection frames), "
+                             "projected out at every layer"}
+    rows.append(after.assign(condition="moral_subspace"))
     # LEACE: fitted on the moral prompts' last-token activations (selection frames), applied at the last token only
     pr, acts = cz.ex.acts.prompts, cz.ex.acts
     sel = np.flatnonzero((pr["frame"].isin(cz.sel) & (pr["kind"] == "moral")).to_numpy())
@@ -76,6 +87,21 @@ def control_conditions(cz: Causal, chosen: Screened) -> dict[str, Any]:
         del ortho
     cz.ex.save_table("ablation_controls", pd.concat(rows, ignore_index=True))
     return out
+
+
+def moral_subspace(cz: Causal, chosen: Screened, k: int) -> np.ndarray:
+    """Orthonormal [k, d] basis of the moral subspace at the chosen position and layer: the top-k right singular
+    vectors of the per-frame mean(good) − mean(bad) activation differences on the moral prompts (selection frames)."""
+    pr, acts, c = cz.ex.acts.prompts, cz.ex.acts, chosen.candidate
+    rows = np.flatnonzero((pr["frame"].isin(cz.sel) & (pr["kind"] == "moral") & (pr["moral"] != 0)).to_numpy())
+    if c.position != "last":  # sentence positions are the same under every template: one row per item
+        rows = rows[np.unique(pr["item_row"].to_numpy()[rows], return_index=True)[1]]
+    x = np.asarray(acts.at(c.position, rows, c.layer), dtype=np.float64)
+    frame, good = pr["frame"].to_numpy()[rows], pr["moral"].to_numpy()[rows] > 0
+    diffs = np.stack([x[(frame == f) & good].mean(0) - x[(frame == f) & ~good].mean(0) for f in cz.sel
+                      if ((frame == f) & good).any() and ((frame == f) & ~good).any()])
+    _, _, vt = np.linalg.svd(diffs, full_matrices=False)
+    return vt[: min(k, len(vt))].astype(np.float32)
 
 
 def _summary(k: dict, loss_delta: float | None) -> dict[str, Any]:
