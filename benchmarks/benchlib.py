@@ -50,6 +50,23 @@ def parse_with_quick(ap: argparse.ArgumentParser, argv: Sequence[str] | None, qu
     return args
 
 
+def load_for_bench(args: argparse.Namespace, dtype: str = "float32") -> tuple[torch.device, dict[str, Any], Any]:
+    """The device (threads set), the machine's facts and the model every model benchmark starts from."""
+    from entangle.models import load_model  # noqa: PLC0415
+
+    device = device_of(args)
+    log(f"loading {args.model} ({dtype}) on {device}")
+    return device, machine_info(device), load_model(args.model, device=str(device), dtype=dtype)
+
+
+def bench_config(args: argparse.Namespace, device: torch.device, n_frames: int, n_prompts: int,
+                 **extra: Any) -> dict[str, Any]:
+    """The settings a model benchmark records with its figures (the shared options plus `extra`)."""
+    return {"model": args.model, "device": str(device), "frames": n_frames, "n_prompts": n_prompts,
+            "batch_size": args.batch_size, "repeats": args.repeats, "max_batches": args.max_batches,
+            "quick": args.quick, **extra}
+
+
 def stimulus_prompts(model: Any, frames: int) -> tuple[Any, Any, list[Any]]:
     """The first `frames` frames of the shipped stimuli, the model's cloze templates and their prompts."""
     from entangle.engine import resolve_templates  # noqa: PLC0415
@@ -161,8 +178,11 @@ def _finite(o: Any) -> Any:
     return o
 
 
-def write_json(path: str | None, res: dict[str, Any]) -> None:
-    """Every figure as strict JSON (non-finite numbers as null), when a path is given."""
+def publish(text: str, res: dict[str, Any], path: str | None) -> dict[str, Any]:
+    """Print the benchmark's report and, when a path is given, write every figure as strict JSON (non-finite
+    numbers as null); returns the figures."""
+    print(text, flush=True)
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(_finite(res), indent=2) + "\n")
+    return res

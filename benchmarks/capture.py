@@ -24,19 +24,19 @@ from typing import Any
 import numpy as np
 import torch
 from benchlib import (
+    bench_config,
     common_args,
-    device_of,
     fmt_table,
     interleave,
+    load_for_bench,
     log,
-    machine_info,
     machine_line,
     median,
     parse_with_quick,
+    publish,
     stimulus_prompts,
     sync,
     timed,
-    write_json,
 )
 from memory import rss_bytes, section_memory
 from transformers import AutoModelForCausalLM
@@ -275,10 +275,7 @@ def report(res: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     t_start = time.perf_counter()
-    device = device_of(args)
-    machine = machine_info(device)
-    log(f"loading {args.model} (float32) on {device}")
-    model = load_model(args.model, device=str(device), dtype="float32")
+    device, machine, model = load_for_bench(args)
     rss_loaded = rss_bytes()
     stimuli, tmpls, prompts = stimulus_prompts(model, args.frames)
     root = Path(tempfile.mkdtemp(prefix="entangle_bench_"))
@@ -299,16 +296,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
     res = {
         "machine": machine,
-        "config": {"model": args.model, "device": str(device), "frames": len(stimuli.frames()),
-                   "n_prompts": len(prompts), "batch_size": args.batch_size, "repeats": args.repeats,
-                   "cache_repeats": args.cache_repeats, "max_batches": args.max_batches, "quick": args.quick,
-                   "pristine": not args.no_pristine},
+        "config": bench_config(args, device, len(stimuli.frames()), len(prompts), cache_repeats=args.cache_repeats,
+                               pristine=not args.no_pristine),
         "throughput": throughput, "dtype": dtype, "cache": cache, "memory": memory,
         "wall_seconds": time.perf_counter() - t_start,
     }
-    print(report(res), flush=True)
-    write_json(args.json, res)
-    return res
+    return publish(report(res), res, args.json)
 
 
 if __name__ == "__main__":

@@ -20,18 +20,17 @@ from typing import Any
 import numpy as np
 import torch
 from benchlib import (
+    bench_config,
     common_args,
-    device_of,
     fmt_table,
     interleave,
-    log,
-    machine_info,
+    load_for_bench,
     machine_line,
     median,
     paired_ratio,
     parse_with_quick,
+    publish,
     stimulus_prompts,
-    write_json,
 )
 
 from entangle.engine import Runner, measure
@@ -39,7 +38,7 @@ from entangle.engine.capture import available_positions
 from entangle.engine.runner import BatchOutput
 from entangle.engine.tokens import group_batches, shared_tokens
 from entangle.interventions.hooks import ablate, random_unit_directions
-from entangle.models import LoadedModel, load_model
+from entangle.models import LoadedModel
 
 QUICK = {"frames": 1, "batch_size": 18, "repeats": 1, "max_batches": 2}
 TOLERANCE = 1e-4
@@ -175,10 +174,7 @@ def report(res: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     t_start = time.perf_counter()
-    device = device_of(args)
-    machine = machine_info(device)
-    log(f"loading {args.model} on {device}")
-    model = load_model(args.model, device=str(device))
+    device, machine, model = load_for_bench(args)
     stimuli, tmpls, prompts = stimulus_prompts(model, args.frames)
     runner = Runner(model, prompts, tmpls)
     batches = group_batches(runner.encoded, args.batch_size)[: args.max_batches]
@@ -190,16 +186,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     worst = max(rd["acts_max_rel"], rd["readout_max_abs"], rd["logprob_max_abs"], *md.values())
     res = {
         "machine": machine,
-        "config": {"model": args.model, "device": str(device), "frames": len(stimuli.frames()),
-                   "n_prompts": len(prompts), "batch_size": args.batch_size, "repeats": args.repeats,
-                   "max_batches": args.max_batches, "quick": args.quick},
+        "config": bench_config(args, device, len(stimuli.frames()), len(prompts)),
         "runner": runner_res, "measure": measure_res, "tolerance": TOLERANCE,
         "within_tolerance": bool(worst <= TOLERANCE),
         "wall_seconds": time.perf_counter() - t_start,
     }
-    print(report(res), flush=True)
-    write_json(args.json, res)
-    return res
+    return publish(report(res), res, args.json)
 
 
 if __name__ == "__main__":

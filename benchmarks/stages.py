@@ -31,7 +31,7 @@ from benchlib import (
     machine_info,
     machine_line,
     parse_with_quick,
-    write_json,
+    publish,
 )
 
 LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ (.*)$")
@@ -162,11 +162,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     res = {"machine": machine_info(torch.device(args.device)), "config": config,
            "runs": {n: [s.__dict__ for s in st] for n, st in steps.items()}}
     totals = ", ".join(f"{n} {st[-1].seconds:.0f} s" for n, st in steps.items())
-    print("\n".join(["entangle main job: stage times from run.log", machine_line(res["machine"]),
-                     f"runs: {', '.join(f'{n} = {p}' for n, p in folders.items())}", "", table(steps), "",
-                     f"total wall time: {totals}"]), flush=True)
-    write_json(args.json, res)
-    return res
+    return publish("\n".join(["entangle main job: stage times from run.log", machine_line(res["machine"]),
+                               f"runs: {', '.join(f'{n} = {p}' for n, p in folders.items())}", "", table(steps), "",
+                               f"total wall time: {totals}"]), res, args.json)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ from jaxtyping import Float, Int
 
 from entangle.analysis.probing import fit_probes
 from entangle.analysis.stats import draw_counts, frame_bootstrap_indices, frame_levels, percentile_ci
-from entangle.engine import text_activations
+from entangle.engine import Runner, array_hash
+from entangle.engine.cache import cached_arrays
+from entangle.engine.tokens import group_batches
 from entangle.schema import RESAMPLING_UNIT
 from entangle.studies.entanglement.selection import Screened, ablation_of
 
@@ -55,18 +57,30 @@ def removed_share(before: Float[np.ndarray, "n layer d"], after: Float[np.ndarra
 
 
 def amnesic_check(cz: Causal, chosen: Screened) -> dict[str, Any]:
-    """Last-token activations of the moral prompts on the control frames (held out), without and with the chosen
-    direction projected out at every layer: the share of the good − bad difference removed per layer, and frame-
-    grouped CV logistic-probe accuracy before and after. Writes `amnesic.csv`; returns the summary for metrics.json."""
+    """Last-token activations of the moral prompts on the control frames (held out), without (read from the capture
+    cache) and with the chosen direction projected out at every layer (one shared-prefix pass, cached): the share of
+    the good − bad difference removed per layer, and frame-grouped CV logistic-probe accuracy before and after.
+    Writes `amnesic.csv`; returns the summary for metrics.json."""
     cfg, model, c = cz.cfg, cz.model, chosen.candidate
     frames = cz.held[: max(2, cfg.control_frames)]
     prompts = cz.prompts(cz.items(frames, moral=(-1, 1)), ("moral",))
-    texts = [p.text for p in prompts]
     labels = np.array([p.moral for p in prompts])
     groups = np.array([p.frame for p in prompts])
-    before = text_activations(model, texts, position="last", batch_size=cfg.batch_size)
-    after = text_activations(model, texts, position="last", batch_size=cfg.batch_size,
-                             intervention=ablation_of(model, c.vector))
+    pr = cz.ex.acts.prompts
+    row_of = {key: i for i, key in enumerate(zip(pr["item_id"], pr["template_id"], strict=True))}
+    before = cz.ex.acts.at("last", np.array([row_of[(p.item_id, p.template_id)] for p in prompts]))
+
+    def ablated() -> dict[str, np.ndarray]:
+        runner = Runner(model, prompts, cz.t1)
+        acts = np.empty(before.shape, dtype=np.float32)
+        with ablation_of(model, c.vector)():
+            for idx in group_batches(runner.encoded, cfg.batch_size):
+                acts[idx] = runner.run(idx, positions=("last",)).acts["last"]
+        return {"acts": acts}
+
+    parts = {"what": "amnesic", "prompts": [p.text + "\x01" + p.template_id for p in prompts],
+             "direction": array_hash(c.vector)}
+    after = cached_arrays(cfg.cache_dir, model.info, parts, ablated)["acts"]
     table = removed_share(before, after, labels, groups, n_boot=cfg.n_boot, seed=cfg.seed)
     n_splits = min(5, len(frames))
     for tag, acts in (("before", before), ("after", after)):

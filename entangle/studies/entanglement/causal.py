@@ -93,21 +93,21 @@ class Causal:
         return float(text_loss(self.model, texts, batch_size=bs, intervention=ablation_of(self.model, vector),
                                cache_dir=cache, intervention_key=f"ablate-all:{array_hash(vector)}").mean()) - base
 
-    def grammar_key(self) -> str:
-        """The grammatical contrast the collateral filter reads: the log-prob minimal pair (well-formed − violated
-        sentence), which measures grammar without a question and is precise per frame; the grammatical cloze effect
-        is a few hundredths of a nat on small models, so its kept ratio is too noisy to filter on."""
-        return LOGPROB_VIOLATION
+    def moral_rows(self, position: str) -> np.ndarray:
+        """Cache rows of the moral prompts with a moral act on the selection frames (one row per item at sentence
+        positions, which are the same under every template)."""
+        pr = self.ex.acts.prompts
+        rows = np.flatnonzero((pr["frame"].isin(self.sel) & (pr["moral"] != 0) & (pr["kind"] == "moral")).to_numpy())
+        if position != "last":
+            rows = rows[np.unique(pr["item_row"].to_numpy()[rows], return_index=True)[1]]
+        return rows
 
     # ------------------------------------------------------------------ stages
     def candidates(self) -> list[Candidate]:
         acts, pr = self.ex.acts, self.ex.acts.prompts
-        sel = pr["frame"].isin(self.sel) & (pr["moral"] != 0)
         data = {}
         for position in acts.manifest["positions"]:
-            rows = np.flatnonzero((sel & (pr["kind"] == "moral")).to_numpy())
-            if position != "last":  # sentence positions are the same under every template: one row per item
-                rows = rows[np.unique(pr["item_row"].to_numpy()[rows], return_index=True)[1]]
+            rows = self.moral_rows(position)
             data[position] = (acts.at(position, rows), pr["moral"].to_numpy()[rows])
         t0 = time.perf_counter()
         cands = fit_candidates(data, range(1, self.model.info.n_layers + 1), self.cfg.methods)
@@ -143,7 +143,7 @@ class Causal:
             c = cands[i]
             k = kept(before, self.after(prompts, c.vector, c.label), n_boot=self.cfg.n_boot, seed=self.cfg.seed)
             loss = self.loss_delta(c.vector)
-            econ, gram = k.get("economic"), k.get(self.grammar_key())
+            econ, gram = k.get("economic"), k.get(LOGPROB_VIOLATION)
             out.append(Screened(c, float(est[i]), k["moral"], econ, gram, loss, self.filters.ok(econ, gram, loss)))
             log.info("exact %s: moral kept %.2f (estimated %.2f), loss %+.3f", c.label, k["moral"].kept, est[i], loss)
         table = pd.DataFrame([{"method": c.method, "position": c.position, "layer": c.layer, "estimated_kept": e,
@@ -184,7 +184,7 @@ class Causal:
               "selection_estimate_rank_spearman": self.rank_rho,
               "kept": {name: v.to_dict() for name, v in k.items()},
               "filters": {"max_loss_delta": self.filters.max_loss_delta,
-                          "min_other_kept": self.filters.min_other_kept, "grammar_contrast": self.grammar_key()}}
+                          "min_other_kept": self.filters.min_other_kept, "grammar_contrast": LOGPROB_VIOLATION}}
         pc.update(self.diagnostics(c))
         return pc
 

@@ -1,6 +1,7 @@
 """Secondary conditions of the causal test on a held-out subset: other kinds' directions (selectivity controls), a
-rank-k moral subspace, LEACE fitted at the last token and applied there, weight orthogonalisation (checked equal to the all-layer hook
-ablation), and steering along the moral direction as a sufficiency test with interventional entanglement."""
+rank-k moral subspace, LEACE fitted at the last token and applied there, weight orthogonalisation (checked equal to
+the all-layer hook ablation), and steering along the moral direction as a sufficiency test with interventional
+entanglement."""
 
 from __future__ import annotations
 
@@ -93,9 +94,7 @@ def moral_subspace(cz: Causal, chosen: Screened, k: int) -> np.ndarray:
     """Orthonormal [k, d] basis of the moral subspace at the chosen position and layer: the top-k right singular
     vectors of the per-frame mean(good) − mean(bad) activation differences on the moral prompts (selection frames)."""
     pr, acts, c = cz.ex.acts.prompts, cz.ex.acts, chosen.candidate
-    rows = np.flatnonzero((pr["frame"].isin(cz.sel) & (pr["kind"] == "moral") & (pr["moral"] != 0)).to_numpy())
-    if c.position != "last":  # sentence positions are the same under every template: one row per item
-        rows = rows[np.unique(pr["item_row"].to_numpy()[rows], return_index=True)[1]]
+    rows = cz.moral_rows(c.position)
     x = np.asarray(acts.at(c.position, rows, c.layer), dtype=np.float64)
     frame, good = pr["frame"].to_numpy()[rows], pr["moral"].to_numpy()[rows] > 0
     diffs = np.stack([x[(frame == f) & good].mean(0) - x[(frame == f) & ~good].mean(0) for f in cz.sel
