@@ -177,7 +177,7 @@ class Causal:
               "moral_effect_kept": k["moral"].kept, "ci_low": k["moral"].ci_low, "ci_high": k["moral"].ci_high,
               "moral_effect_before": k["moral"].before, "moral_effect_after": k["moral"].after,
               "passed": passed, "threshold": self.cfg.kept_threshold,
-              "threshold_rule": "the direction passes the collateral filters on the selection frames and the upper end "
+              "threshold_rule": "direction passes the collateral filters on the selection frames and the upper end "
                                 "of the held-out interval of the moral effect kept is <= threshold",
               "passes_filters": chosen.passes_filters,
               "selection_frames": len(self.sel), "heldout_frames": len(self.held), "loss_delta": chosen.loss_delta,
