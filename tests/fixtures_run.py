@@ -285,9 +285,10 @@ def _causal(rng: np.random.Generator, style: str, control_passed: bool, repair_b
             ("moral", 0.97), ("economic", 0.2), ("grammatical", 0.96), ("moral_to_economic", 0.9))} | {"loss_delta": 0.01},
         "grammatical_direction": {f"{k}_kept": _kept(v, 0.1, 0.3, 6) for k, v in (
             ("moral", 0.98), ("economic", 0.95), ("grammatical", 0.3), ("grammatical_logprob", 0.6))} | {"loss_delta": 0.012},
-        "leace_last_token": {f"{k}_kept": _kept(v, 0.1, 0.3, 6) for k, v in (
+        "leace_groups": {f"{k}_kept": _kept(v, 0.1, 0.3, 6) for k, v in (
             ("moral", 0.35), ("economic", 0.9), ("grammatical", 0.93))} | {
-            "loss_delta": None, "note": "fitted on last-token activations of the moral prompts, applied at the last token"},
+            "loss_delta": 0.04, "groups": {"sentence": ["context", "act"], "last": ["last"]},
+            "note": "one LEACE eraser per hook point and position group, applied where it was fitted"},
         "orthogonalized_weights": {"max_abs_diff_vs_hooks": 3.1e-7, "equal": True, "n_prompts": 36, "loss_delta": 0.021},
     }
     return pc, abl, tables

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -66,8 +67,10 @@ def test_metrics_json_has_the_documented_keys(run_dir):
     else:
         assert a["reason"]
     ctl = abl["controls"]
-    assert {"economic_direction", "grammatical_direction", "leace_last_token", "orthogonalized_weights"} <= set(ctl)
+    assert {"economic_direction", "grammatical_direction", "leace_groups", "orthogonalized_weights"} <= set(ctl)
     assert ctl["orthogonalized_weights"]["equal"] is True and "moral_kept" in ctl["economic_direction"]
+    lg = ctl["leace_groups"]  # fitted per position group: its cost on neutral text is measured
+    assert "moral_kept" in lg and np.isfinite(lg["loss_delta"]) and set(lg["groups"]) == {"sentence", "template", "last"}
     assert ctl["moral_subspace"]["rank"] == min(4, pc["selection_frames"]) and "moral_kept" in ctl["moral_subspace"]
     st = m["steering"]["moral"]
     assert st["alphas"] == [-1.0, -0.5, 0.5, 1.0] and set(st["interventional_ei"]) == {"economic", "grammatical"}

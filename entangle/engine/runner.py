@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from jaxtyping import Float
 
+from entangle.engine.layout import Layout, layout, published
 from entangle.engine.tokens import Encoded, collate, encode
 from entangle.hookpoints import all_layers, resid_hook
 from entangle.models import LoadedModel
@@ -89,9 +90,11 @@ class Runner:
 
     # ------------------------------------------------------------------------------------------------ passes
     def _pass(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, layers: Sequence[int],
-              reads: dict[str, torch.Tensor], *, past: Any = None, keep_cache: bool = False, keep_normed: bool = False
+              reads: dict[str, torch.Tensor], lay: Layout, *, past: Any = None, keep_cache: bool = False,
+              keep_normed: bool = False
               ) -> tuple[torch.Tensor, Any, dict[str, dict[int, torch.Tensor]], torch.Tensor | None]:
-        """One forward pass; `reads` maps a position name to [b, t] weights over this pass's tokens."""
+        """One forward pass with its token layout published; `reads` maps a position name to [b, t] weights over
+        this pass's tokens."""
         dev = self.device
         weights = {name: w.to(dev) for name, w in reads.items()}
         store: dict[str, dict[int, torch.Tensor]] = {name: {} for name in reads}
@@ -114,7 +117,7 @@ class Runner:
         kwargs: dict[str, Any] = {"attention_mask": mask.to(dev), "position_ids": pos.to(dev), "logits_to_keep": 1}
         if past is not None:
             kwargs["past_key_values"] = past
-        with self.model.bridge.hooks(fwd_hooks=hooks):
+        with self.model.bridge.hooks(fwd_hooks=hooks), published(lay):
             if keep_cache:
                 logits, cache = self.model.bridge(ids.to(dev), return_type="logits_and_cache", use_cache=True, **kwargs)
             else:
@@ -150,7 +153,8 @@ class Runner:
         reads = self._sentence_reads(encs, pads, ids.shape[1], positions)
         if "last" in positions:
             reads["last"] = _weights([(len(e.ids) - 1, len(e.ids)) for e in encs], ids.shape[1], pads, False)
-        last_logits, _, store, normed = self._pass(ids, mask, pos, layers, reads, keep_normed=True)
+        lay = layout(encs, idx, pads, ids.shape[1])
+        last_logits, _, store, normed = self._pass(ids, mask, pos, layers, reads, lay, keep_normed=True)
         logprob = self._logprob(idx, normed, ids, pads, range(len(idx)))
         out = BatchOutput(readout=self._readout(idx, last_logits), logprob=logprob, tokens=int(mask.sum()))
         for name in positions:
@@ -171,8 +175,9 @@ class Runner:
             reads["prefix_last"] = _weights([(len(e.prefix) - 1, len(e.prefix)) for e in p_encs], pids.shape[1],
                                             ppads, False)
         with_suffix = [j for j, e in enumerate(encs) if e.suffix]
-        p_logits, cache, p_store, normed = self._pass(pids, pmask, ppos, layers, reads, keep_cache=bool(with_suffix),
-                                                      keep_normed=True)
+        p_lay = layout(p_encs, [idx[j] for j in heads], ppads, pids.shape[1], "prefix")
+        p_logits, cache, p_store, normed = self._pass(pids, pmask, ppos, layers, reads, p_lay,
+                                                      keep_cache=bool(with_suffix), keep_normed=True)
         tokens = int(pmask.sum())
         last_logits = torch.empty((len(idx), p_logits.shape[-1]), dtype=torch.float32, device=p_logits.device)
         acts_last = {}
@@ -186,11 +191,13 @@ class Runner:
             for layer_cache in past.layers:
                 layer_cache.batch_select_indices(own)
             full_mask = torch.cat([pmask.to(self.device)[own], smask.to(self.device)], dim=1)
+            s_pads = [sids.shape[1] - len(encs[j].suffix) for j in with_suffix]
             s_reads = {"last": _weights([(len(encs[j].suffix) - 1, len(encs[j].suffix)) for j in with_suffix],
-                                        sids.shape[1], np.array([sids.shape[1] - len(encs[j].suffix)
-                                                                 for j in with_suffix]), False)} \
+                                        sids.shape[1], np.array(s_pads), False)} \
                 if "last" in positions else {}
-            s_logits, _, s_store, _ = self._pass(sids, full_mask, spos, layers, s_reads, past=past)
+            s_lay = layout([encs[j] for j in with_suffix], [idx[j] for j in with_suffix], s_pads, sids.shape[1],
+                           "suffix")
+            s_logits, _, s_store, _ = self._pass(sids, full_mask, spos, layers, s_reads, s_lay, past=past)
             last_logits[with_suffix] = s_logits
             tokens += int(smask.sum())
             if "last" in positions:

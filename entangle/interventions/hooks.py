@@ -1,4 +1,4 @@
-"""Interventions on the residual stream: directional ablation, steering, LEACE erasure, weight orthogonalisation.
+"""Interventions on the residual stream: directional ablation, steering, LEACE fitting, weight orthogonalisation.
 
 Layer numbering follows `entangle.hookpoints`: layer 0 is the embedding output, layer l >= 1 the output of
 block l-1. Every hook is registered on the *canonical* name of its HookPoint (TransformerBridge aliases such as
@@ -28,7 +28,6 @@ __all__ = [
     "ablate_per_row",
     "add_vectors",
     "fit_leace",
-    "leace",
     "orthogonalize_weights",
     "random_unit_directions",
     "residual_scale",
@@ -281,25 +280,3 @@ def fit_leace(acts: Float[np.ndarray, "n d"] | Float[Tensor, "n d"], labels: Any
     if x.ndim != 2:
         raise ValueError(f"acts must be [n, d], got shape {tuple(x.shape)}")
     return LeaceEraser.fit(x, _label_matrix(labels, x.shape[0]))
-
-
-@contextmanager
-def leace(bridge: Any, erasers: dict[int, LeaceEraser], *, positions: slice | None = None) -> Iterator[None]:
-    """Apply a fitted LEACE eraser to the residual stream at each given layer's `resid_hook(l)` (0 = embedding)."""
-    from concept_erasure import LeaceEraser
-
-    hooks: list[tuple[str, HookFn]] = []
-    for layer, eraser in sorted(erasers.items()):
-        _check_layer(bridge, layer)
-        cache: dict[tuple[Any, Any], LeaceEraser] = {}
-
-        def erase(x: Tensor, eraser: LeaceEraser = eraser, cache: dict = cache) -> Tensor:
-            key = (x.device, x.dtype)
-            if key not in cache:
-                cast = lambda t: None if t is None else t.to(device=x.device, dtype=x.dtype)
-                cache[key] = LeaceEraser(cast(eraser.proj_left), cast(eraser.proj_right), cast(eraser.bias))
-            return cache[key](x)
-
-        hooks.append((resid_hook(layer), _at_positions(erase, positions)))
-    with _registered(bridge, hooks):
-        yield

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from entangle.engine.layout import SPAN_GROUPS, TOKEN_GROUPS
 from entangle.engine.tokens import Encoded
 from entangle.stimuli import Item
 
-GROUPS: tuple[str, ...] = ("context", "act", "outcome", "violation", "template", "last")
-"""Position groups of a prompt: judged-sentence tokens outside the spans, the three spans, template, last token."""
-SPAN_GROUPS: tuple[str, ...] = ("violation", "act", "outcome")
-"""Groups read from the stimuli's recorded spans (v2); a token touching two spans goes to the first listed."""
+GROUPS = TOKEN_GROUPS
+"""Position groups of a prompt (the engine's token layout): context, the three spans, template, last token."""
 EVERYTHING = "all"
 """Pseudo-group: every token of the prompt by absolute position (only for prompts of equal length); a control."""
 ALIGNMENT = ("each group is a list of contiguous runs of token positions; receiver and source runs are paired in "

@@ -17,8 +17,9 @@ NULL_KINDS: tuple[str, ...] = ("variance_matched", "shuffled_dom")
 NULL_LABELS: dict[str, str] = {"variance_matched": "variance-matched random", "shuffled_dom": "shuffled-label DoM"}
 """How the report names each null."""
 CONTROL_CONDITIONS: tuple[str, ...] = ("economic_direction", "grammatical_direction", "moral_subspace",
-                                       "leace_last_token")
-"""Ablation control conditions that report effects kept (orthogonalised weights is a check, read separately)."""
+                                       "leace_groups", "leace_last_token")
+"""Ablation control conditions that report effects kept (orthogonalised weights is a check, read separately);
+`leace_last_token` is read from run folders written before LEACE was fitted per position group."""
 
 
 def pair(b: Block, key: str) -> tuple[float | None, float | None]:

@@ -70,7 +70,7 @@ FIGURES: dict[str, tuple[str, str]] = {
         "Effects kept under the chosen ablation and the controls",
         "Each contrast (mean readout of the top level − the bottom level) after / before the ablation, on "
         "held-out frames: the chosen moral direction (positive control), difference-of-means directions of the "
-        "economic and grammatical factors, and LEACE at the last token. 95% intervals from a paired bootstrap "
+        "economic and grammatical factors, and LEACE per position group. 95% intervals from a paired bootstrap "
         "over frames (the same draws before and after); intervals reaching past the axis are cut. 1 = untouched, "
         "0 = erased; the dotted red line is the positive control's threshold for the moral effect.",
     ),

@@ -3,7 +3,7 @@ frames), then ask whether projecting it out repairs the valid entanglement cells
 
 Stages, each writing its table: candidates -> attribution pre-screen -> exact ablation on selection frames ->
 positive control on held-out frames -> repair on valid cells with variance-matched and shuffled-label nulls ->
-control directions, LEACE at the last token, weight orthogonalisation (= the all-layer hook ablation).
+control directions, LEACE per position group, weight orthogonalisation (= the all-layer hook ablation).
 """
 
 from __future__ import annotations

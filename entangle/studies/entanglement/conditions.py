@@ -1,10 +1,11 @@
 """Secondary conditions of the causal test on a held-out subset: other kinds' directions (selectivity controls), a
-rank-k moral subspace, LEACE fitted at the last token and applied there, weight orthogonalisation (checked equal to
-the all-layer hook ablation), and steering along the moral direction as a sufficiency test with interventional
-entanglement."""
+rank-k moral subspace, LEACE fitted per position group and applied where it was fitted, weight orthogonalisation
+(checked equal to the all-layer hook ablation), and steering along the moral direction as a sufficiency test with
+interventional entanglement."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -13,15 +14,16 @@ import pandas as pd
 import torch
 
 from entangle.analysis.stats import draw_counts, frame_bootstrap_indices, percentile_ci
-from entangle.engine import array_hash, measure
-from entangle.hookpoints import all_layers
+from entangle.engine import array_hash, measure, text_loss
 from entangle.interventions import (
-    fit_leace,
-    leace,
+    GroupErasers,
+    fit_group_leace,
+    group_leace,
     orthogonalize_weights,
     residual_scale,
     steer,
 )
+from entangle.interventions.leace_groups import LEACE_GROUPS
 from entangle.studies.entanglement.effects import kept
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ SUBSPACE_K = 4
 
 
 def control_conditions(cz: Causal, chosen: Screened) -> dict[str, Any]:
-    """Effects kept under the grammatical and economic directions, the rank-k moral subspace, LEACE at the last token,
+    """Effects kept under the grammatical and economic directions, the rank-k moral subspace, LEACE per position group,
     and orthogonalised weights, on the first `control_frames` held-out frames; each with its loss change on neutral
     text."""
     cfg, model = cz.cfg, cz.model
@@ -55,23 +57,11 @@ def control_conditions(cz: Causal, chosen: Screened) -> dict[str, Any]:
                              "per-frame good − bad differences at the chosen position and layer (selection frames), "
                              "projected out at every layer"}
     rows.append(after.assign(condition="moral_subspace"))
-    # LEACE: fitted on the moral prompts' last-token activations (selection frames), applied at the last token only
-    pr, acts = cz.ex.acts.prompts, cz.ex.acts
-    sel = np.flatnonzero((pr["frame"].isin(cz.sel) & (pr["kind"] == "moral")).to_numpy())
-    labels = pr["moral"].to_numpy()[sel] + 1
-    erasers = {layer: fit_leace(acts.at("last", sel, layer), labels) for layer in all_layers(model.info.n_layers)}
-    ctx = lambda: leace(model.bridge, erasers, positions=slice(-1, None))  # noqa: E731
-    after = measure(model, prompts, cz.t1, batch_size=cfg.batch_size, intervention=ctx, shared=False,
-                    cache_dir=cfg.cache_dir, intervention_key=f"leace-last:{array_hash(sel)}")
+    # LEACE per position group: fitted on the selection frames' tokens of each group, applied to the same group
     texts = cz.ex.neutral_texts()
-    from entangle.engine import text_loss  # noqa: PLC0415
-
-    base = float(text_loss(model, texts).mean())
-    out["leace_last_token"] = _summary(kept(before, after, n_boot=cfg.n_boot, seed=cfg.seed), None)
-    out["leace_last_token"]["note"] = ("fitted on last-token activations of the moral prompts, applied at the last "
-                                       "token of every prompt at every layer; neutral-text loss is unaffected by "
-                                       "construction only at the positions it touches")
-    rows.append(after.assign(condition="leace_last_token"))
+    base = float(text_loss(model, texts, batch_size=cfg.batch_size, cache_dir=cfg.cache_dir).mean())
+    out["leace_groups"], after = _leace_groups(cz, prompts, before, texts, base)
+    rows.append(after.assign(condition="leace_groups"))
     # weight orthogonalisation = the all-layer hook ablation (checked on the first frames' prompts)
     check = prompts[: min(len(prompts), 36)]
     try:
@@ -88,6 +78,34 @@ def control_conditions(cz: Causal, chosen: Screened) -> dict[str, Any]:
         del ortho
     cz.ex.save_table("ablation_controls", pd.concat(rows, ignore_index=True))
     return out
+
+
+def _leace_groups(cz: Causal, prompts: list, before: pd.DataFrame, texts: list[str], base: float
+                  ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """LEACE of the moral level, one eraser per (hook point, position group) fitted on the selection frames' prompts
+    and applied to that group's tokens on the held-out prompts; fitted only when its readouts are not cached."""
+    cfg, model = cz.cfg, cz.model
+    fit_prompts = cz.prompts(cz.items(cz.sel))
+    key = "leace-groups:" + hashlib.sha256("\x00".join(p.text for p in fit_prompts).encode()).hexdigest()[:16]
+    fitted: dict[str, GroupErasers] = {}
+
+    def ctx() -> Any:
+        if "erasers" not in fitted:
+            fitted["erasers"] = fit_group_leace(model, fit_prompts, cz.t1, [p.moral for p in fit_prompts],
+                                                batch_size=cfg.batch_size)
+        return group_leace(model.bridge, fitted["erasers"])
+
+    after = measure(model, prompts, cz.t1, batch_size=cfg.batch_size, intervention=ctx, cache_dir=cfg.cache_dir,
+                    intervention_key=key, progress=cfg.progress, desc="LEACE per group")
+    loss = float(text_loss(model, texts, batch_size=cfg.batch_size, intervention=ctx, cache_dir=cfg.cache_dir,
+                           intervention_key=key).mean()) - base
+    out = _summary(kept(before, after, n_boot=cfg.n_boot, seed=cfg.seed), loss)
+    out["groups"] = {g: list(parts) for g, parts in LEACE_GROUPS.items()}
+    out["note"] = (f"moral level (3 classes) erased by one LEACE eraser per hook point (embedding, each block's "
+                   f"mid and output) and position group, fitted on {len(fit_prompts)} prompts of the selection "
+                   "frames and applied only to that group's tokens; BOS and tokens before the sentence untouched; "
+                   "loss_delta applies the sentence group's eraser to every token of the neutral texts")
+    return out, after
 
 
 def moral_subspace(cz: Causal, chosen: Screened, k: int) -> np.ndarray:
