@@ -139,6 +139,21 @@ def test_score_refuses_before_loading(files, args, fragment):
     expect_error(argv + (["--force"] if "--force" in args else []), fragment)
 
 
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
+    (["--n-boot", "0"], "--n-boot: must be at least 1, got 0"),
+    (["--out", "{d}/afile"], "afile: exists and is a file; a folder is needed here"),
+    (["--cache-dir", "{d}/afile/cache"], "is a file, not a folder"),
+    (["--device", "gpu"], "--device: unknown device 'gpu'"),
+    (["--n-perm", "1"], "--n-perm"),
+])
+def test_svo_refuses_before_loading(files, args, fragment):
+    expect_error(["svo", "--alphas", "", "--out", files / "svo", *[a.format(d=files) for a in args]], fragment)
+    assert not (files / "svo").exists()
+    result = run_cli(["svo", "--alphas", "", "--out", files / "svo", "--cache-dir", files / "cache"])
+    assert result.exit_code == 2 and SENTINEL in result.stderr, result.output  # valid settings reach the load
+
+
 def test_valid_settings_reach_the_model_load(files):
     """The sentinel is reached when everything is valid, so the refusals above happened before the load."""
     for args in (["run", "--stimuli", files / "stim.jsonl", "--out", files / "ok", "--frames", "2",

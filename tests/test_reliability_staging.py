@@ -169,6 +169,27 @@ def test_report_and_compare_refuse_an_unreadable_metrics_json(complete, metrics,
     assert result.exit_code == 2 and "metrics.json" in result.stderr and not (tmp_path / "cmp.html").exists()
 
 
+def test_compare_never_writes_over_a_run_folders_files(complete, tmp_path):
+    """`compare --out` naming a file of a run folder is refused (results even with --force), and so is any existing
+    file that is not an earlier compare page, unless --force; an earlier compare page is replaced."""
+    before = snapshot(complete)
+    for target, extra in ((complete / "metrics.json", ["--force"]),
+                          (complete / "directions" / "moral_logistic.json", ["--force"]),
+                          (complete / "report.html", [])):
+        result = cli("compare", complete, complete, "--out", target, *extra)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1
+    assert snapshot(complete) == before
+    page = tmp_path / "cmp.html"
+    assert cli("compare", complete, complete, "--out", page).exit_code == 0
+    assert cli("compare", complete, complete, "--out", page).exit_code == 0  # its own page is replaced
+    notes = tmp_path / "notes.html"
+    notes.write_text("<html>mine</html>")
+    result = cli("compare", complete, complete, "--out", notes)
+    assert result.exit_code == 2 and "--force" in result.stderr and notes.read_text() == "<html>mine</html>"
+    assert cli("compare", complete, complete, "--out", notes, "--force").exit_code == 0
+
+
 def test_real_probe_on_the_tiny_model_is_staged(tiny_dir, tmp_path, monkeypatch):
     """The real pipeline through the CLI: a complete folder, refused without --overwrite, untouched by a run that
     fails after capture (which rewrote readouts.csv in its staging folder), replaced by one that finishes."""

@@ -299,16 +299,31 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a folder written by `en
     say(f"wrote {build_report(run_dir)}")
 
 
+def _compare_target(out: Path, runs: tuple[Path, Path], force: bool) -> None:
+    """Refuse a compare page over a file of either run folder (its results, even with --force) or over an existing
+    file that is not a page `compare` wrote (without --force); an earlier compare page is replaced."""
+    from entangle.files import InputError  # noqa: PLC0415
+
+    inputs = [p for r in runs for p in r.rglob("*") if p.is_file() and p.suffix.lower() != ".html"]
+    validate.output_file(out, force=True, inputs=inputs)
+    if out.exists() and not force:
+        page = out.read_bytes()
+        if not (page.lstrip()[:15].lower() == b"<!doctype html>" and b'id="compare-table"' in page):
+            raise InputError(out, None, None, "already exists and is not a page `entangle compare` wrote; pass "
+                                              "--force to replace it, or choose another --out")
+
+
 @app.command()
 def compare(
     run_a: Annotated[Path, typer.Argument(help="first run folder")],
     run_b: Annotated[Path, typer.Argument(help="second run folder")],
     out: Annotated[Path, typer.Option(help="output HTML")] = Path("compare.html"),
+    force: Annotated[bool, typer.Option(help="replace an existing --out that is not an earlier compare page")] = False,
 ) -> None:
     """Set two runs side by side (e.g. SmolLM2 vs Gemma-3) in one HTML page."""
     from entangle.report import compare_runs  # noqa: PLC0415
 
     validate.input_folder(run_a, "run folder")
     validate.input_folder(run_b, "run folder")
-    validate.output_file(out, force=True)
+    _compare_target(out, (run_a, run_b), force)
     say(f"wrote {compare_runs(run_a, run_b, out)}")

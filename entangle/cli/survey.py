@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
+import sqlite3
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from entangle.cli.app import FramesOpt, StimuliOpt, _fail, console
+from entangle import validate
+from entangle.cli.app import ForceOpt, FramesOpt, StimuliOpt, _fail, console
+from entangle.files import InputError
 
 survey_app = typer.Typer(help="A human rating study of the stimuli: serve it, export it, or simulate it (demos).",
                          no_args_is_help=True)
@@ -21,12 +26,65 @@ MaterialsOpt = Annotated[Path | None, typer.Option(help="study texts JSON (defau
 
 
 def _study_inputs(stimuli: Path | None, frames: int | None, materials: Path | None, raters: int, items: int):
-    from entangle.stimuli import load_stimuli  # noqa: PLC0415
     from entangle.survey.design import StudyConfig  # noqa: PLC0415
     from entangle.survey.materials import load_materials  # noqa: PLC0415
 
-    stim = load_stimuli(stimuli)
-    return (stim.subset(frames) if frames else stim), load_materials(materials), StudyConfig(raters, items)
+    stim = validate.stimuli(stimuli, frames)  # --frames 0 is an error, not "all frames"
+    if materials is not None:
+        validate.input_file(materials, "materials file")
+    return stim, load_materials(materials), StudyConfig(raters, items)
+
+
+def _is_study_db(db: Path) -> bool:
+    """Whether `db` is a database `entangle survey` created (read-only look: nothing is written to it)."""
+    try:
+        con = sqlite3.connect(db.absolute().as_uri() + "?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT value FROM meta WHERE key = 'stimuli_sha256'").fetchone() is not None
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+
+
+def _check_db(db: Path, *, must_exist: bool) -> None:
+    """--db is an existing study database, or (unless `must_exist`) a new file in an existing, writable folder."""
+    if db.is_dir():
+        raise InputError(db, None, None, "is a folder; --db names the study's database file")
+    if db.exists():
+        if not _is_study_db(db):
+            raise InputError(db, None, None, "exists and is not an entangle study database; choose another --db")
+        return
+    if must_exist:
+        raise InputError(db, None, None, "no study database here")
+    folder = db.absolute().parent
+    if not folder.is_dir():
+        raise InputError(db, None, None, f"cannot create the database: folder {folder} does not exist")
+    validate.writable_folder(folder)
+
+
+def _check_address(host: str, port: int) -> None:
+    """--host and --port can be listened on now (so a busy or impossible port is one error line, not uvicorn's)."""
+    if not 1 <= port <= 65535:
+        raise validate.OptionError("--port", f"must be 1..65535, got {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise validate.OptionError("--host", f"cannot use {host!r} as an address ({exc})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            option = "--host" if exc.errno == errno.EADDRNOTAVAIL else "--port"
+            raise validate.OptionError(option, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _check_export_folder(out: Path, force: bool) -> None:
+    """--out is a folder whose ratings.csv and trials.csv may be written: existing ones only with --force."""
+    validate.writable_folder(out)
+    for name in ("ratings.csv", "trials.csv"):
+        validate.output_file(out / name, force=force)
 
 
 @survey_app.command()
@@ -51,6 +109,8 @@ def serve(
 
     try:
         stim, mats, config = _study_inputs(stimuli, frames, materials, raters_per_item, items_per_participant)
+        _check_db(db, must_exist=False)
+        _check_address(host, port)
         settings = open_study(stim, mats, config, db, admin_token=admin_token or os.environ.get("ENTANGLE_SURVEY_TOKEN"),
                               completion_code=completion_code, completion_url=completion_url)
     except ValueError as exc:
@@ -71,13 +131,14 @@ def serve(
 def export(
     out: Annotated[Path, typer.Option(help="folder for ratings.csv (the --norms file) and trials.csv")],
     db: DbOpt = Path("survey.sqlite3"),
+    force: ForceOpt = False,
 ) -> None:
     """Write ratings.csv (for `entangle run --norms`) and trials.csv (every answered trial) from a study database."""
     from entangle.survey.export import write_exports  # noqa: PLC0415
     from entangle.survey.store import Store  # noqa: PLC0415
 
-    if not db.is_file():
-        _fail(FileNotFoundError(f"{db}: no study database here"))
+    _check_db(db, must_exist=True)
+    _check_export_folder(out, force)
     ratings, trials = write_exports(Store(db), out)
     console.print(f"wrote {escape(str(ratings))} and {escape(str(trials))}")
 
@@ -93,6 +154,7 @@ def simulate(
     seed: int = 0,
     db: Annotated[Path | None, typer.Option(help="keep the simulated database here (e.g. to try the admin page)")] = None,
     materials: MaterialsOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Simulated raters (tests and demos only, never data): every row of both files says simulated=yes."""
     import tempfile  # noqa: PLC0415
@@ -105,6 +167,9 @@ def simulate(
         config.validate(stim)
         if db is not None and db.exists():
             raise ValueError(f"{db} exists; the simulator writes a new database only")
+        if db is not None:
+            _check_db(db, must_exist=False)
+        _check_export_folder(out, force)  # never over a real export (or any file) without --force
         with tempfile.TemporaryDirectory() as tmp:
             store = simulate_study(stim, mats, config, db or Path(tmp) / "simulated.sqlite3",
                                    model=RaterModel(leak=leak), seed=seed)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from entangle import validate
 from entangle.cli.app import CacheOpt, DeviceOpt, ModelOpt, app, quiet_hf, say
 from entangle.files import InputError
 
@@ -74,6 +75,11 @@ def svo(
     for src in (cfg.prosocial, cfg.moral):
         if cfg.alphas and not src.resolve().is_file():
             raise InputError(src.path, None, None, "no such direction source")
+    validate.at_least("--n-boot", n_boot, 1)
+    validate.at_least("--batch-size", batch_size, 1)
+    validate.writable_folder(out)
+    validate.writable_folder(cache_dir)
+    validate.device(device)
     lm = load_model(model, device=device)
     folder = RunFolder(out)
     ctx = StudyContext(lm, folder, cache_dir, seed=seed, batch_size=batch_size, n_boot=n_boot)
