@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -143,3 +144,24 @@ def test_moral_direction_source_may_be_a_saved_direction_file(tiny, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"prosocial": "a", "proself": "b"}\n{"prosocial": "c"}\n')
     with pytest.raises(InputError, match="proself"):
         contrast_direction(tiny, DirectionSource(str(tmp_path / "bad.jsonl"), "prosocial", "proself"))
+
+
+def test_a_run_hands_its_causal_moral_direction_to_svo_and_tradeoffs(tiny, tmp_path):
+    """`entangle run --studies all`: the entanglement study's one-layer `moral_causal` direction is what SVO steers
+    along (at its own layer, with σ measured there) and what the trade-off study ablates."""
+    from entangle.directions import Direction, save_direction
+    from entangle.studies import study_config
+    from entangle.studies.svo.study import steering_setup
+
+    assert study_config("svo", tmp_path) == Config()           # no causal direction written: the defaults
+    v = np.random.default_rng(1).standard_normal((1, 64)).astype(np.float32)
+    (tmp_path / "directions").mkdir()
+    save_direction(Direction(v, [3], "moral", "dom", {}), tmp_path / "directions" / "moral_causal.safetensors")
+    svo_cfg = study_config("svo", tmp_path)
+    assert svo_cfg.moral.path.endswith("moral_causal.safetensors")
+    assert study_config("tradeoffs", tmp_path).moral_direction.endswith("moral_causal.safetensors")
+    ctx = StudyContext(tiny, RunFolder(tmp_path), tmp_path / "cache")
+    sigmas, at, record = steering_setup(ctx, replace(svo_cfg, layer=1, n_neutral=4))
+    assert at["moral"][0] == 3 and np.allclose(at["moral"][1], v[0]) and at["prosocial"][0] == 1
+    assert set(sigmas) == {1, 3} and all(s > 0 for s in sigmas.values())
+    assert record["layers"] == {"prosocial": 1, "moral": 3}

@@ -39,7 +39,7 @@ from entangle.models import LoadedModel, load_model
 from entangle.runfolder import RunFolder
 from entangle.schema import DATA_DIR
 from entangle.stimuli import KINDS, StimulusSet, load_stimuli
-from entangle.studies import study_module
+from entangle.studies import study_config, study_module
 from entangle.studies.base import StudyContext
 from entangle.studies.entanglement.candidates import METHODS, Candidate
 from entangle.studies.entanglement.amnesic import amnesic_check
@@ -378,7 +378,7 @@ class Experiment:
                 continue
             ts = time.perf_counter()
             mod = study_module(name)
-            mod.run(ctx, mod.Config()).save(folder)
+            mod.run(ctx, study_config(name, folder.path)).save(folder)
             log.info("study %s done in %.0f s", name, time.perf_counter() - ts)
 
     def config_record(self) -> dict[str, Any]:

@@ -94,27 +94,34 @@ def prompt_conditions(ctx: StudyContext, cfg: Config) -> tuple[list[Condition], 
     return conds, pd.DataFrame(rows, columns=["persona", "form", "description", "system"])
 
 
-def steering_setup(ctx: StudyContext, cfg: Config) -> tuple[int, float, dict[str, np.ndarray], dict]:
-    """The steering layer, its σ (median last-token residual norm of neutral texts), the directions there, and
-    the directions' record (cosine between moral and prosocial, per-layer norms)."""
+def steering_setup(ctx: StudyContext, cfg: Config
+                   ) -> tuple[dict[int, float], dict[str, tuple[int, np.ndarray]], dict]:
+    """σ per steering layer (median last-token residual norm of neutral texts), each direction's (layer, vector),
+    and the directions' record (cosine between moral and prosocial). A direction is steered at the study's layer;
+    a saved direction read at one other layer only (e.g. the entanglement study's `moral_causal`) at its own."""
     m = ctx.model
     layer = m.info.n_layers // 2 if cfg.layer is None else cfg.layer
-    neutral = [t for t in NEUTRAL.read_text(encoding="utf-8").splitlines() if t.strip()][: cfg.n_neutral]
-    sigma = float(residual_scale(text_activations(m, neutral, position="last", layers=[layer]))[0])
     dirs = {name: induction.contrast_direction(m, src, batch_size=ctx.batch_size)
             for name, src in (("prosocial", cfg.prosocial), ("moral", cfg.moral)) if cfg.alphas}
-    at = {}
+    at: dict[str, tuple[int, np.ndarray]] = {}
     for name, d in dirs.items():
-        if layer not in d:
+        own = layer if layer in d else next(iter(d)) if len(d) == 1 else None
+        if own is None:
             raise ValueError(f"the {name} direction has no vector at layer {layer} (it has {sorted(d)})")
-        at[name] = d[layer]
-    record = {"layer": layer, "sigma": sigma, "sources": {"prosocial": asdict(cfg.prosocial), "moral": asdict(cfg.moral)}}
+        at[name] = (own, d[own])
+    layers = sorted({layer} | {lay for lay, _ in at.values()})
+    neutral = [t for t in NEUTRAL.read_text(encoding="utf-8").splitlines() if t.strip()][: cfg.n_neutral]
+    scale = residual_scale(text_activations(m, neutral, position="last", layers=layers))
+    sigmas = {lay: float(s) for lay, s in zip(layers, scale, strict=True)}
+    record = {"layer": layer, "sigma": sigmas[layer], "layers": {n: lay for n, (lay, _) in at.items()},
+              "sigmas": {str(lay): s for lay, s in sigmas.items()},
+              "sources": {"prosocial": asdict(cfg.prosocial), "moral": asdict(cfg.moral)}}
     if len(at) == 2:
         shared = sorted(set(dirs["prosocial"]) & set(dirs["moral"]))
         record["cosine_moral_prosocial"] = {str(layer_): induction.cosine(dirs["moral"][layer_],
                                                                           dirs["prosocial"][layer_])
                                             for layer_ in shared}
-    return layer, sigma, at, record
+    return sigmas, at, record
 
 
 def run(ctx: StudyContext, cfg: Config = Config()) -> StudyResult:
@@ -127,7 +134,7 @@ def run(ctx: StudyContext, cfg: Config = Config()) -> StudyResult:
     conds, personas = prompt_conditions(ctx, cfg)
     steer_rec, neutral_loss = {}, {}
     if cfg.alphas:
-        layer, sigma, dirs, steer_rec = steering_setup(ctx, cfg)
+        sigmas, dirs, steer_rec = steering_setup(ctx, cfg)
         for name in dirs:
             for a in cfg.alphas:
                 conds.append(Condition(f"steer:{name}:{a:+g}", f"steer_{name}", "prosocial" if name == "prosocial"
@@ -137,7 +144,8 @@ def run(ctx: StudyContext, cfg: Config = Config()) -> StudyResult:
     def intervention(c: Condition):
         if c.direction is None:
             return None
-        return lambda: steer(m.bridge, {layer: dirs[c.direction]}, c.alpha, {layer: sigma})
+        lay, vec = dirs[c.direction]
+        return lambda: steer(m.bridge, {lay: vec}, c.alpha, {lay: sigmas[lay]})
 
     lps: dict[str, np.ndarray] = {}
     for c in conds:

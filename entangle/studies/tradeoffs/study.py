@@ -51,22 +51,25 @@ from entangle.studies.tradeoffs.frontier import Point, analyse, compare, cross_e
 log = logging.getLogger("entangle")
 
 
-def _moral_direction(cfg: Config, raw: dict[str, np.ndarray], d_model: int) -> tuple[np.ndarray | None, str]:
-    """The direction ablated for the ω_moral = 0 point: a direction file's row at the steering layer, else the DoM
-    moral direction when "moral" is one of the values, else none."""
+def _moral_direction(cfg: Config, raw: dict[str, np.ndarray], d_model: int
+                     ) -> tuple[np.ndarray | None, str, int]:
+    """The direction ablated for the ω_moral = 0 point and its layer: a direction file's row at the steering layer
+    (or its only row, at that row's layer: the entanglement study's `moral_causal`), else the DoM moral direction
+    when "moral" is one of the values, else none."""
     if cfg.moral_direction:
         direction = load_direction(cfg.moral_direction)
-        layers = list(direction.layers)
-        if cfg.layer not in layers:
+        layers = [int(x) for x in direction.layers]
+        layer = cfg.layer if cfg.layer in layers else layers[0] if len(layers) == 1 else None
+        if layer is None:
             raise InputError(cfg.moral_direction, None, "layers", f"no row for the steering layer {cfg.layer} "
                              f"(has {layers})")
-        vec = np.asarray(direction.vectors[layers.index(cfg.layer)], dtype=np.float64)
+        vec = np.asarray(direction.vectors[layers.index(layer)], dtype=np.float64)
         if vec.shape != (d_model,):
             raise InputError(cfg.moral_direction, None, "vectors", f"width {vec.shape} != d_model {d_model}")
-        return vec, str(cfg.moral_direction)
+        return vec, f"{cfg.moral_direction} (layer {layer})", layer
     if "moral" in raw:
-        return raw["moral"], "DoM of the moral pairs (this study)"
-    return None, "none"
+        return raw["moral"], "DoM of the moral pairs (this study)", cfg.layer
+    return None, "none", cfg.layer
 
 
 def run(ctx: StudyContext, cfg: Config | None = None) -> StudyResult:
@@ -130,11 +133,12 @@ def run(ctx: StudyContext, cfg: Config | None = None) -> StudyResult:
                 sc = run_vector(steering_vector(dirs[m], w, cfg.alpha, sigma), frontier)
             points.append(Point(m, omega, sc))
         log.info("tradeoffs: %s grid done (%.0f s)", m, time.perf_counter() - t0)
-    moral_vec, moral_source = _moral_direction(cfg, dirs["none"], model.info.d_model)
+    moral_vec, moral_source, moral_layer = _moral_direction(cfg, dirs["none"], model.info.d_model)
     ablation = None
     if moral_vec is not None:
-        ablation = score(model, texts, neutral, frontier, intervention=ablate_intervention(model, cfg.layer, moral_vec),
-                         key=f"ablate@{cfg.layer}:{vector_key(cfg.layer, moral_vec)}", cache_dir=ctx.cache_dir,
+        ablation = score(model, texts, neutral, frontier,
+                         intervention=ablate_intervention(model, moral_layer, moral_vec),
+                         key=f"ablate@{moral_layer}:{vector_key(moral_layer, moral_vec)}", cache_dir=ctx.cache_dir,
                          batch_size=ctx.batch_size)
         points.append(Point("moral_ablation", tuple([0.0] * len(frontier)), ablation))
 
