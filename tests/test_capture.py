@@ -187,3 +187,15 @@ def test_shared_prefix_equals_full_prompt(request, model_name, stim2):
     with ablate(model.bridge, {layer: vec for layer in range(model.info.n_layers + 1)}):
         hooked = runner.run(idx, ["last"])
     assert np.abs(plain.acts["last"] - hooked.acts["last"]).max() > 1e-3
+
+
+def test_a_prompt_longer_than_the_models_context_is_refused_before_any_pass(tiny, stim2, monkeypatch):
+    from entangle.files import InputError
+
+    tmpls = templates("cloze")
+    prompts = build_prompts(stim2.items[:2], tmpls)
+    monkeypatch.setattr(tiny.hf_model.config, "max_position_embeddings", 8)
+    monkeypatch.setattr(Runner, "_pass", lambda *a, **k: pytest.fail("a pass ran"))
+    with pytest.raises(InputError, match="longer than the model's context of 8 tokens") as err:
+        Runner(tiny, prompts, tmpls)
+    assert err.value.field == "text" and stim2.items[0].id in str(err.value)

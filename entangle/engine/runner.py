@@ -20,6 +20,7 @@ from jaxtyping import Float
 
 from entangle.engine.layout import Layout, layout, published
 from entangle.engine.tokens import Encoded, collate, encode
+from entangle.files import InputError
 from entangle.hookpoints import all_layers, resid_hook
 from entangle.models import LoadedModel
 from entangle.prompts import Prompt, Template, answer_token_ids, likert_digit_ids
@@ -55,6 +56,17 @@ def _weights(rows: Sequence[tuple[int, int] | None], width: int, pads: np.ndarra
     return w
 
 
+def _check_context(model: LoadedModel, prompts: Sequence[Prompt], encoded: Sequence[Encoded]) -> None:
+    """Refuse prompts longer than the model's context window (positions it has no embedding for), before any pass."""
+    limit = getattr(model.hf_model.config, "max_position_embeddings", None)
+    too = [i for i, e in enumerate(encoded) if limit and len(e.ids) > limit]
+    if too:
+        p = prompts[too[0]]
+        raise InputError(None, None, "text", f"the prompt of item {p.item_id!r} ({p.template_id}) is "
+                         f"{len(encoded[too[0]].ids)} tokens, longer than the model's context of {limit} tokens "
+                         f"({len(too)} prompt(s) are); shorten the text or use a model with a longer context")
+
+
 class Runner:
     """Runs prompts through a model in padding-correct batches, capturing activations and readouts in one pass.
 
@@ -68,6 +80,7 @@ class Runner:
         self.bos = bos or model.info.bos_policy
         self.encoded: list[Encoded] = [
             encode(tok, p.text, (p.judged_start, p.judged_end), self.bos, p.span_dict()) for p in self.prompts]
+        _check_context(model, self.prompts, self.encoded)
         by_id = {t.id: t for t in tmpls}
         missing = {p.template_id for p in self.prompts} - set(by_id)
         if missing:
