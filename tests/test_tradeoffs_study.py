@@ -66,7 +66,10 @@ def test_frontier_analysis_on_planted_scores():
     comp = compare(hv, ["none", "gram_schmidt"], list(grids(cfg)))
     dec = comp[(comp.comparison == "decorrelation") & (comp.a == "gram_schmidt/box")].iloc[0]
     assert dec.estimate > 0 and dec.ci_low > 0
-    assert set(comp.comparison) == {"decorrelation", "box_vs_convex", "extrapolation"}
+    assert set(comp.comparison) == {"decorrelation", "box_vs_convex", "extrapolation", "extrapolated_vs_convex"}
+    est = comp.set_index(["comparison", "a"])["estimate"]  # extrapolated − convex = (extrap. − box) + (box − convex)
+    assert est[("extrapolated_vs_convex", "none/box_2")] == pytest.approx(
+        est[("extrapolation", "none/box_2")] + est[("box_vs_convex", "none/box")])
     # the unsteered point is the origin; gains carry intervals around their estimates
     base = ptable[ptable.method == "unsteered"].iloc[0]
     assert base.gain_a == 0 and base.loss_increase == 0

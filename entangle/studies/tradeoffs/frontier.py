@@ -148,4 +148,5 @@ def compare(hv: np.ndarray, methods: Sequence[str], grids: Sequence[str]) -> pd.
         for g in grids:
             if g.startswith("box_"):
                 add("extrapolation", (m, g), (m, "box"))
+                add("extrapolated_vs_convex", (m, g), (m, "convex"))
     return pd.DataFrame(rows)
