@@ -39,6 +39,11 @@ def array_hash(*arrays: np.ndarray | torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
+def prompts_hash(prompts: Sequence[Prompt]) -> str:
+    """A content hash of prompts (texts and templates), for cache keys that depend on which prompts were used."""
+    return hashlib.sha256("\x00".join(p.text + "\x01" + p.template_id for p in prompts).encode()).hexdigest()
+
+
 def prompt_table(prompts: Sequence[Prompt], runner: Runner) -> pd.DataFrame:
     """Per-prompt metadata (item, kind, template, factors, token counts), the table stored beside activations."""
     df = pd.DataFrame([p.to_dict() for p in prompts]).drop(columns=["text"])
@@ -72,8 +77,7 @@ def measure(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequence[Templ
         return {"readout": readout, "logprob": logprob}
 
     cacheable = cache_dir is not None and (intervention is None or intervention_key is not None)
-    parts = {"what": "measure", "prompts": hashlib.sha256("\x00".join(p.text + "\x01" + p.template_id for p in prompts)
-                                                           .encode()).hexdigest(),
+    parts = {"what": "measure", "prompts": prompts_hash(prompts),
              "templates": [t.__dict__ for t in tmpls], "intervention": intervention_key or "none", "shared": shared}
     got = cached_arrays(cache_dir if cacheable else None, model.info, parts, compute)
     return table.assign(readout=got["readout"], sentence_logprob=got["logprob"])

@@ -102,7 +102,7 @@ def fit_group_leace(model: LoadedModel, prompts: Sequence[Prompt], tmpls: Sequen
             if empty:
                 raise ValueError(f"no tokens of group(s) {empty} in the fitting prompts")
             erasers[p] = {g: f.eraser for g, f in by_group.items()}
-            tokens = {g: int(f.n) for g, f in by_group.items()}
+            tokens = {g: int(f.n) for g, f in by_group.items()}  # the same at every hook point
     return GroupErasers(erasers, tokens, dict(groups))
 
 

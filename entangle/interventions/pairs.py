@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from entangle.engine.layout import SPAN_GROUPS, TOKEN_GROUPS
+from entangle.engine.layout import SPAN_GROUPS, TOKEN_GROUPS, token_groups
 from entangle.engine.tokens import Encoded
 from entangle.stimuli import Item
 
@@ -63,18 +63,11 @@ def position_groups(enc: Encoded, has_spans: bool) -> dict[str, Runs]:
     """
     n = len(enc.ids)
     out: dict[str, Runs] = {"last": ((n - 1,),), EVERYTHING: (tuple(range(n)),)}
-    if n - 1 > enc.judged_hi:
-        out["template"] = (tuple(range(enc.judged_hi, n - 1)),)
-    if has_spans:
-        label: dict[int, str] = {}
-        for name in SPAN_GROUPS:
-            lo, hi = enc.spans.get(name, (0, 0))
-            for p in range(lo, hi):
-                label.setdefault(p, name)
-        for name in ("context", *SPAN_GROUPS):
-            pos = [p for p in range(enc.judged_lo, enc.judged_hi) if label.get(p, "context") == name]
-            if pos:
-                out[name] = _runs(pos)
+    groups = token_groups(enc)
+    for name in ("template", *(("context", *SPAN_GROUPS) if has_spans else ())):
+        pos = [p for p, g in enumerate(groups) if g == name]
+        if pos:
+            out[name] = _runs(pos)
     return out
 
 

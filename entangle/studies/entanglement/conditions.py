@@ -5,7 +5,6 @@ interventional entanglement."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ import torch
 
 from entangle.analysis.stats import draw_counts, frame_bootstrap_indices, percentile_ci
 from entangle.engine import array_hash, measure, text_loss
+from entangle.engine.measure import prompts_hash
 from entangle.interventions import (
     GroupErasers,
     fit_group_leace,
@@ -86,7 +86,7 @@ def _leace_groups(cz: Causal, prompts: list, before: pd.DataFrame, texts: list[s
     and applied to that group's tokens on the held-out prompts; fitted only when its readouts are not cached."""
     cfg, model = cz.cfg, cz.model
     fit_prompts = cz.prompts(cz.items(cz.sel))
-    key = "leace-groups:" + hashlib.sha256("\x00".join(p.text for p in fit_prompts).encode()).hexdigest()[:16]
+    key = f"leace-groups:{prompts_hash(fit_prompts)[:16]}"
     fitted: dict[str, GroupErasers] = {}
 
     def ctx() -> Any:
